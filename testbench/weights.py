@@ -1,0 +1,344 @@
+"""The project's HDF5 weight format, and loading weights by name.
+
+Format (``format = "testbench-weights"``, ``format_version = 1``)
+-----------------------------------------------------------------
+Root attributes:
+
+``format`` (str), ``format_version`` (int), ``cell_type`` (``lstm`` | ``gru`` | ``rnn_tanh`` |
+``rnn_relu``), ``input_size`` (int, m), ``hidden_size`` (int, N), ``num_layers`` (int),
+``metadata`` (JSON text: dataset, variant, task, seed, training settings, scores...).
+
+Groups:
+
+``/layers/<k>`` for k = 0..num_layers-1, each with datasets (PyTorch layout and gate order)
+
+* ``W_ih`` shape ``(G*N, m_k)`` -- input weights (m_0 = input_size, m_k = N for k > 0),
+* ``W_hh`` shape ``(G*N, N)`` -- recurrent weights,
+* ``b_ih``, ``b_hh`` shape ``(G*N,)`` -- biases (zeros for ``bias=False`` layers),
+
+where G = 4 for LSTM (gate order i, f, g, o), 3 for GRU (r, z, n), 1 for vanilla RNN; the layer
+attribute ``gate_order`` spells the order (``"ifgo"``, ``"rzn"``, ``"h"``).
+
+``/readout`` (optional): ``weight`` ``(n_out, N)`` and ``bias`` ``(n_out,)`` of the linear layer that
+reads the last layer's hidden state; attribute ``mode`` = ``"last"`` (read at the last step) or
+``"every"`` (read at every step).
+
+Arrays are float32 or float64; they are loaded as stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from testbench.errors import WeightsError, did_you_mean
+
+FORMAT = "testbench-weights"
+FORMAT_VERSION = 1
+GATES = {"lstm": "ifgo", "gru": "rzn", "rnn_tanh": "h", "rnn_relu": "h"}
+ZOO_PREFIX = "zoo:"
+
+
+@dataclass
+class Layer:
+    """One recurrent layer in PyTorch layout (see the module docstring for shapes)."""
+
+    W_ih: np.ndarray
+    W_hh: np.ndarray
+    b_ih: np.ndarray
+    b_hh: np.ndarray
+
+
+@dataclass
+class Network:
+    """A recurrent network: stacked layers, an optional linear readout and metadata.
+
+    Attributes
+    ----------
+    cell_type : str
+        ``lstm``, ``gru``, ``rnn_tanh`` or ``rnn_relu``.
+    layers : list of Layer
+    readout_weight, readout_bias : ndarray or None
+        Linear readout ``(n_out, N)`` and ``(n_out,)``.
+    readout_mode : str
+        ``"last"`` or ``"every"``.
+    metadata : dict
+        Free-form, JSON-serializable (dataset, variant, task, seed, scores...).
+    """
+
+    cell_type: str
+    layers: list[Layer]
+    readout_weight: np.ndarray | None = None
+    readout_bias: np.ndarray | None = None
+    readout_mode: str = "last"
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def gates(self) -> int:
+        """Number of gates G per cell."""
+        return len(GATES[self.cell_type])
+
+    @property
+    def hidden_size(self) -> int:
+        """Cells per layer, N."""
+        return self.layers[0].W_hh.shape[1]
+
+    @property
+    def input_size(self) -> int:
+        """Input channels of the first layer, m."""
+        return self.layers[0].W_ih.shape[1]
+
+
+def save(net: Network, path: str | Path) -> Path:
+    """Write ``net`` to ``path`` in the testbench HDF5 format (atomically: write aside, then move).
+
+    Parameters
+    ----------
+    net : Network
+    path : str or Path
+        Destination ``.h5`` file; parent folders are created.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    import os
+
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            cell_type=net.cell_type,
+            input_size=net.input_size,
+            hidden_size=net.hidden_size,
+            num_layers=len(net.layers),
+            metadata=json.dumps(net.metadata, sort_keys=True),
+        )
+        for k, layer in enumerate(net.layers):
+            g = f.create_group(f"layers/{k}")
+            g.attrs["gate_order"] = GATES[net.cell_type]
+            for name in ("W_ih", "W_hh", "b_ih", "b_hh"):
+                g.create_dataset(name, data=np.asarray(getattr(layer, name)))
+        if net.readout_weight is not None:
+            r = f.create_group("readout")
+            r.attrs["mode"] = net.readout_mode
+            r.create_dataset("weight", data=np.asarray(net.readout_weight))
+            r.create_dataset("bias", data=np.asarray(net.readout_bias))
+    os.replace(tmp, path)
+    return path
+
+
+def zoo_dir() -> Path:
+    """Folder of the shipped model zoo (package data)."""
+    return Path(str(resources.files("testbench") / "zoo"))
+
+
+def zoo_names() -> list[str]:
+    """Names of the shipped networks, usable as ``zoo:<name>``."""
+    return sorted(p.stem for p in zoo_dir().glob("*.h5"))
+
+
+def resolve(source: str | Path) -> Path:
+    """Turn a weights reference (``zoo:<name>`` or a file path) into an existing file path.
+
+    Raises
+    ------
+    WeightsError
+        When the zoo name or the file does not exist.
+    """
+    text = str(source)
+    if text.startswith(ZOO_PREFIX):
+        name = text[len(ZOO_PREFIX):]
+        path = zoo_dir() / f"{name}.h5"
+        if not path.is_file():
+            raise WeightsError(
+                f"no zoo network '{name}'; " + did_you_mean(name, zoo_names())
+                + "; fix: run `testbench zoo` to list the shipped networks"
+            )
+        return path
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file '{text}' does not exist; fix: give a path to a .h5/.pt file or a "
+            f"zoo name such as 'zoo:{(zoo_names() or ['co2-128'])[0]}'"
+        )
+    return path
+
+
+def checksum(path: str | Path) -> str:
+    """SHA-256 of a file, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load(source: str | Path) -> Network:
+    """Load a network from ``zoo:<name>``, a testbench ``.h5`` file, or a PyTorch ``.pt`` file.
+
+    Every array is checked: shapes must agree with the declared sizes, and NaN/Inf values are
+    refused (a simulation of them would silently produce NaN metrics).
+
+    Raises
+    ------
+    WeightsError
+        Naming the file, the dataset inside it, what was found and the fix.
+    """
+    path = resolve(source)
+    if path.suffix in (".pt", ".pth"):
+        from testbench.models import load_torch  # torch is an optional extra
+
+        net = load_torch(path)
+    else:
+        net = _load_h5(path)
+    validate(net, str(path))
+    return net
+
+
+def _load_h5(path: Path) -> Network:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightsError(
+            f"{path}: not a readable HDF5 file ({exc}); fix: export weights with `testbench export` "
+            "or `testbench.weights.save`"
+        ) from exc
+    with f:
+        fmt = f.attrs.get("format")
+        if fmt != FORMAT:
+            raise WeightsError(
+                f"{path}: attribute 'format' is {fmt!r}, expected {FORMAT!r}; this is not a testbench "
+                "weights file. fix: convert it with `testbench export`"
+            )
+        version = int(f.attrs.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise WeightsError(
+                f"{path}: format_version {version} is not supported (this version reads "
+                f"{FORMAT_VERSION}); fix: re-export the weights with this version of testbench"
+            )
+        cell_type = str(f.attrs.get("cell_type", ""))
+        if cell_type not in GATES:
+            raise WeightsError(
+                f"{path}: cell_type {cell_type!r} is not supported; valid: {', '.join(GATES)}"
+            )
+        num_layers = int(f.attrs.get("num_layers", 0))
+        layers = []
+        for k in range(num_layers):
+            grp = f.get(f"layers/{k}")
+            if grp is None:
+                raise WeightsError(
+                    f"{path}: num_layers is {num_layers} but group 'layers/{k}' is missing; "
+                    "fix: re-export the weights"
+                )
+            arrays = {}
+            for name in ("W_ih", "W_hh", "b_ih", "b_hh"):
+                if name not in grp:
+                    raise WeightsError(
+                        f"{path}: dataset 'layers/{k}/{name}' is missing; fix: re-export the weights"
+                    )
+                arrays[name] = grp[name][()]
+            layers.append(Layer(**arrays))
+        try:
+            metadata = json.loads(f.attrs.get("metadata", "{}"))
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{path}: attribute 'metadata' is not valid JSON: {exc}") from exc
+        net = Network(cell_type, layers, metadata=metadata)
+        if "readout" in f:
+            net.readout_weight = f["readout/weight"][()]
+            net.readout_bias = f["readout/bias"][()]
+            net.readout_mode = str(f["readout"].attrs.get("mode", "last"))
+        declared = (int(f.attrs.get("input_size", -1)), int(f.attrs.get("hidden_size", -1)))
+    if layers and declared != (net.input_size, net.hidden_size):
+        raise WeightsError(
+            f"{path}: attributes say input_size={declared[0]}, hidden_size={declared[1]} but "
+            f"layers/0 holds input_size={net.input_size}, hidden_size={net.hidden_size}; "
+            "fix: re-export the weights"
+        )
+    return net
+
+
+def validate(net: Network, where: str = "<network>") -> None:
+    """Check shapes and finiteness of every array of ``net``.
+
+    Raises
+    ------
+    WeightsError
+        On the first array with a wrong shape or a NaN/Inf value, naming it.
+    """
+    if not net.layers:
+        raise WeightsError(f"{where}: the network has no layers; fix: export at least one layer")
+    G, N = net.gates, net.hidden_size
+    for k, layer in enumerate(net.layers):
+        m = net.input_size if k == 0 else N
+        expected = {"W_ih": (G * N, m), "W_hh": (G * N, N), "b_ih": (G * N,), "b_hh": (G * N,)}
+        for name, shape in expected.items():
+            arr = np.asarray(getattr(layer, name))
+            if arr.shape != shape:
+                raise WeightsError(
+                    f"{where}: layers/{k}/{name} has shape {arr.shape}, expected {shape} for a "
+                    f"{net.cell_type} layer of {N} cells with {m} inputs (gate order "
+                    f"{GATES[net.cell_type]}); fix: re-export the weights"
+                )
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise WeightsError(
+                    f"{where}: layers/{k}/{name} holds {int(bad.sum())} non-finite value(s) "
+                    f"(first at index {idx}: {arr[idx]}); the simulator refuses NaN/Inf weights. "
+                    "fix: retrain or repair the network"
+                )
+    if net.readout_weight is not None:
+        w = np.asarray(net.readout_weight)
+        if w.ndim != 2 or w.shape[1] != N:
+            raise WeightsError(
+                f"{where}: readout/weight has shape {w.shape}, expected (n_out, {N}); "
+                "fix: re-export the weights"
+            )
+
+
+def from_state_dict(state: dict, cell_type: str = "lstm", *, prefix: str = "") -> Network:
+    """Build a :class:`Network` from PyTorch ``nn.LSTM``/``nn.GRU``/``nn.RNN`` state_dict arrays.
+
+    Parameters
+    ----------
+    state : dict
+        Mapping of names to arrays or tensors, with keys ``{prefix}weight_ih_l{k}``,
+        ``{prefix}weight_hh_l{k}`` and optionally ``{prefix}bias_ih_l{k}``, ``{prefix}bias_hh_l{k}``.
+    cell_type : str
+        ``lstm``, ``gru``, ``rnn_tanh`` or ``rnn_relu``.
+    prefix : str
+        Key prefix of the recurrent module inside a larger model's state_dict (e.g. ``"rnn."``).
+    """
+    def arr(key):
+        v = state[key]
+        return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+
+    layers = []
+    k = 0
+    while f"{prefix}weight_ih_l{k}" in state:
+        W_ih, W_hh = arr(f"{prefix}weight_ih_l{k}"), arr(f"{prefix}weight_hh_l{k}")
+        zeros = np.zeros(W_ih.shape[0], W_ih.dtype)
+        b_ih = arr(f"{prefix}bias_ih_l{k}") if f"{prefix}bias_ih_l{k}" in state else zeros
+        b_hh = arr(f"{prefix}bias_hh_l{k}") if f"{prefix}bias_hh_l{k}" in state else zeros.copy()
+        layers.append(Layer(W_ih, W_hh, b_ih, b_hh))
+        k += 1
+    if not layers:
+        raise WeightsError(
+            f"no '{prefix}weight_ih_l0' in the state_dict (keys: {', '.join(list(state)[:8])}...); "
+            "fix: pass the recurrent layer's state_dict or its key prefix"
+        )
+    return Network(cell_type, layers)
