@@ -1,0 +1,5 @@
+import sys
+
+from testbench.cli import main
+
+sys.exit(main())
