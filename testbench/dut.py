@@ -119,10 +119,14 @@ def _params(sources, cell_type_wanted, layer, channels, dtype):
     return out, n_cells_da, prov, first.cell_type
 
 
-def _simulate_block(cell_type, backend, traces, h0, c0, a, r, bi, bh, x):
-    """Core of the DUT: (..., G) params and (1..., *stim, T) stimulus → (..., *stim, [var], T)."""
+def _simulate_block(cell_type, backend, traces, h0, c0, n_core, a, r, bi, bh, x):
+    """Core of the DUT: (..., G) params and ([1...], *stim, T) stimulus → (..., *stim, [var], T).
+
+    ``n_core`` is the number of stimulus dims (sweeps + time); any leading axes of ``x`` are the
+    size-1 broadcast axes xarray may insert: the stimulus is identical for every cell.
+    """
     lead = a.shape[:-1]
-    x0 = x.reshape((-1,) + x.shape[len(lead):])[0]  # stimulus is identical for every cell
+    x0 = x.reshape((-1,) + x.shape[x.ndim - n_core:])[0]
     stim_shape, T = x0.shape[:-1], x0.shape[-1]
     flat = [p.reshape(-1, p.shape[-1]) for p in (a, r, bi, bh)]
     xs = np.ascontiguousarray(x0.reshape(-1, T))
@@ -154,7 +158,7 @@ def _isolated(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, laye
     out_core = stim_dims[:-1] + (["variable", "time"] if traces else ["time"])
     sizes = {"variable": len(TRACES[cell_type])} if traces else {}
     resp = xr.apply_ufunc(
-        guard(partial(_simulate_block, cell_type, backend, traces, h0, c0)),
+        guard(partial(_simulate_block, cell_type, backend, traces, h0, c0, len(stim_dims))),
         params["a"], params["r"], params["bi"], params["bh"], x,
         input_core_dims=[["gate"], ["gate"], ["gate"], ["gate"], stim_dims],
         output_core_dims=[out_core],

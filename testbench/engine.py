@@ -232,7 +232,8 @@ def _stored_output(stored: xr.Dataset, graph: Graph, node: str, lazy):
     """A node's output for a sink, read back from the store where it was stored (no recompute)."""
     kind = graph.nodes[node].spec.kind
     if kind == "analyzer":
-        return stored.metrics.where(stored.analyzer == node, drop=True)
+        mine = stored.analyzer.values == node
+        return stored.metrics.isel(metric=np.flatnonzero(mine))
     if kind == "dut" and f"response_{node}" in stored:
         return stored[f"response_{node}"]
     return lazy

@@ -17,6 +17,11 @@ import xarray as xr
 
 from testbench.errors import TestbenchError
 
+#: Zarr format version of result stores. Version 2 has a specification for the fixed-width string
+#: coordinates (``metric``, ``dataset``) and for consolidated metadata; version 3 does not yet, and
+#: zarr-python warns that such v3 stores may be unreadable by other libraries.
+ZARR_FORMAT = 2
+
 
 def is_url(target: str) -> bool:
     """True for ``scheme://...`` targets other than ``file://``."""
@@ -80,13 +85,13 @@ def write(ds: xr.Dataset, target: str | Path, *, scheduler: str = "threads",
     ds = _encodable(ds)
     with scheduler_context(scheduler, progress):
         if is_url(target):
-            ds.to_zarr(target, mode="w", consolidated=True)
+            ds.to_zarr(target, mode="w", consolidated=True, zarr_format=ZARR_FORMAT)
             return target
         final = Path(target.removeprefix("file://"))
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.part-{uuid.uuid4().hex[:8]}")
         try:
-            ds.to_zarr(tmp, mode="w", consolidated=True)
+            ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=ZARR_FORMAT)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -6,21 +6,28 @@ Root attributes:
 
 ``format`` (str), ``format_version`` (int), ``cell_type`` (``lstm`` | ``gru`` | ``rnn_tanh`` |
 ``rnn_relu``), ``input_size`` (int, m), ``hidden_size`` (int, N), ``num_layers`` (int),
+``bidirectional`` (bool; absent in older files, meaning False),
 ``metadata`` (JSON text: dataset, variant, task, seed, training settings, scores...).
 
 Groups:
 
 ``/layers/<k>`` for k = 0..num_layers-1, each with datasets (PyTorch layout and gate order)
 
-* ``W_ih`` shape ``(G*N, m_k)`` -- input weights (m_0 = input_size, m_k = N for k > 0),
+* ``W_ih`` shape ``(G*N, m_k)`` -- input weights (m_0 = input_size, m_k = D*N for k > 0, where
+  D = 2 for a bidirectional network, else 1: a layer reads both directions of the layer below,
+  concatenated forward first),
 * ``W_hh`` shape ``(G*N, N)`` -- recurrent weights,
 * ``b_ih``, ``b_hh`` shape ``(G*N,)`` -- biases (zeros for ``bias=False`` layers),
+
+* ``W_ih_reverse``, ``W_hh_reverse``, ``b_ih_reverse``, ``b_hh_reverse`` -- only when
+  ``bidirectional`` is true: the same four arrays, same shapes, for the direction that reads the
+  sequence from its last step to its first (PyTorch's ``*_reverse`` parameters),
 
 where G = 4 for LSTM (gate order i, f, g, o), 3 for GRU (r, z, n), 1 for vanilla RNN; the layer
 attribute ``gate_order`` spells the order (``"ifgo"``, ``"rzn"``, ``"h"``).
 
-``/readout`` (optional): ``weight`` ``(n_out, N)`` and ``bias`` ``(n_out,)`` of the linear layer that
-reads the last layer's hidden state; attribute ``mode`` = ``"last"`` (read at the last step) or
+``/readout`` (optional): ``weight`` ``(n_out, D*N)`` and ``bias`` ``(n_out,)`` of the linear layer that
+reads the last layer's hidden state (both directions concatenated, forward first, when D = 2); attribute ``mode`` = ``"last"`` (read at the last step) or
 ``"every"`` (read at every step).
 
 Arrays are float32 or float64; they are loaded as stored.
@@ -42,16 +49,31 @@ FORMAT = "testbench-weights"
 FORMAT_VERSION = 1
 GATES = {"lstm": "ifgo", "gru": "rzn", "rnn_tanh": "h", "rnn_relu": "h"}
 ZOO_PREFIX = "zoo:"
+ARRAYS = ("W_ih", "W_hh", "b_ih", "b_hh")
+REVERSE_SUFFIX = "_reverse"
 
 
 @dataclass
 class Layer:
-    """One recurrent layer in PyTorch layout (see the module docstring for shapes)."""
+    """One recurrent layer in PyTorch layout (see the module docstring for shapes).
+
+    The ``*_reverse`` arrays hold the backward direction of a bidirectional layer (same shapes as
+    the forward ones); they are all ``None`` for a unidirectional layer.
+    """
 
     W_ih: np.ndarray
     W_hh: np.ndarray
     b_ih: np.ndarray
     b_hh: np.ndarray
+    W_ih_reverse: np.ndarray | None = None
+    W_hh_reverse: np.ndarray | None = None
+    b_ih_reverse: np.ndarray | None = None
+    b_hh_reverse: np.ndarray | None = None
+
+    @property
+    def bidirectional(self) -> bool:
+        """True when the layer holds reverse-direction arrays."""
+        return self.W_ih_reverse is not None
 
 
 @dataclass
@@ -93,6 +115,11 @@ class Network:
         """Input channels of the first layer, m."""
         return self.layers[0].W_ih.shape[1]
 
+    @property
+    def directions(self) -> int:
+        """Directions D per layer: 2 for a bidirectional network, else 1."""
+        return 2 if self.layers[0].bidirectional else 1
+
 
 def save(net: Network, path: str | Path) -> Path:
     """Write ``net`` to ``path`` in the testbench HDF5 format (atomically: write aside, then move).
@@ -123,12 +150,14 @@ def save(net: Network, path: str | Path) -> Path:
             input_size=net.input_size,
             hidden_size=net.hidden_size,
             num_layers=len(net.layers),
+            bidirectional=net.directions == 2,
             metadata=json.dumps(net.metadata, sort_keys=True),
         )
         for k, layer in enumerate(net.layers):
             g = f.create_group(f"layers/{k}")
             g.attrs["gate_order"] = GATES[net.cell_type]
-            for name in ("W_ih", "W_hh", "b_ih", "b_hh"):
+            names = ARRAYS + tuple(a + REVERSE_SUFFIX for a in ARRAYS) if layer.bidirectional else ARRAYS
+            for name in names:
                 g.create_dataset(name, data=np.asarray(getattr(layer, name)))
         if net.readout_weight is not None:
             r = f.create_group("readout")
@@ -198,7 +227,7 @@ def load(source: str | Path) -> Network:
     """
     path = resolve(source)
     if path.suffix in (".pt", ".pth"):
-        from testbench.models import load_torch  # torch is an optional extra
+        from testbench.importers import load_torch  # torch is an optional extra
 
         net = load_torch(path)
     else:
@@ -236,6 +265,8 @@ def _load_h5(path: Path) -> Network:
                 f"{path}: cell_type {cell_type!r} is not supported; valid: {', '.join(GATES)}"
             )
         num_layers = int(f.attrs.get("num_layers", 0))
+        bidirectional = bool(f.attrs.get("bidirectional", False))
+        names = ARRAYS + tuple(a + REVERSE_SUFFIX for a in ARRAYS) if bidirectional else ARRAYS
         layers = []
         for k in range(num_layers):
             grp = f.get(f"layers/{k}")
@@ -245,10 +276,12 @@ def _load_h5(path: Path) -> Network:
                     "fix: re-export the weights"
                 )
             arrays = {}
-            for name in ("W_ih", "W_hh", "b_ih", "b_hh"):
+            for name in names:
                 if name not in grp:
+                    why = " (the file says bidirectional=True)" if name.endswith(REVERSE_SUFFIX) else ""
                     raise WeightsError(
-                        f"{path}: dataset 'layers/{k}/{name}' is missing; fix: re-export the weights"
+                        f"{path}: dataset 'layers/{k}/{name}' is missing{why}; fix: re-export the "
+                        "weights"
                     )
                 arrays[name] = grp[name][()]
             layers.append(Layer(**arrays))
@@ -277,20 +310,35 @@ def validate(net: Network, where: str = "<network>") -> None:
     Raises
     ------
     WeightsError
-        On the first array with a wrong shape or a NaN/Inf value, naming it.
+        On the first array with a wrong shape or a NaN/Inf value, naming it, and when some layers
+        are bidirectional and others are not.
     """
     if not net.layers:
         raise WeightsError(f"{where}: the network has no layers; fix: export at least one layer")
-    G, N = net.gates, net.hidden_size
+    if net.cell_type not in GATES:
+        raise WeightsError(
+            f"{where}: cell_type {net.cell_type!r} is not supported; "
+            + did_you_mean(net.cell_type, GATES)
+        )
+    G, N, D = net.gates, net.hidden_size, net.directions
     for k, layer in enumerate(net.layers):
-        m = net.input_size if k == 0 else N
+        reverse = [a + REVERSE_SUFFIX for a in ARRAYS if getattr(layer, a + REVERSE_SUFFIX) is not None]
+        if len(reverse) not in (0, len(ARRAYS)) or (len(reverse) == len(ARRAYS)) != (D == 2):
+            raise WeightsError(
+                f"{where}: layers/{k} holds reverse arrays {reverse or 'none'} but layers/0 is "
+                f"{'bi' if D == 2 else 'uni'}directional; every layer must hold all four "
+                f"*{REVERSE_SUFFIX} arrays or none. fix: re-export the weights"
+            )
+        m = net.input_size if k == 0 else D * N
         expected = {"W_ih": (G * N, m), "W_hh": (G * N, N), "b_ih": (G * N,), "b_hh": (G * N,)}
+        if D == 2:
+            expected.update({a + REVERSE_SUFFIX: shape for a, shape in list(expected.items())})
         for name, shape in expected.items():
             arr = np.asarray(getattr(layer, name))
             if arr.shape != shape:
                 raise WeightsError(
                     f"{where}: layers/{k}/{name} has shape {arr.shape}, expected {shape} for a "
-                    f"{net.cell_type} layer of {N} cells with {m} inputs (gate order "
+                    f"{net.cell_type} layer of {N} cells with {m} inputs ({D} direction(s), gate order "
                     f"{GATES[net.cell_type]}); fix: re-export the weights"
                 )
             bad = ~np.isfinite(arr)
@@ -303,11 +351,23 @@ def validate(net: Network, where: str = "<network>") -> None:
                 )
     if net.readout_weight is not None:
         w = np.asarray(net.readout_weight)
-        if w.ndim != 2 or w.shape[1] != N:
+        if w.ndim != 2 or w.shape[1] != D * N:
             raise WeightsError(
-                f"{where}: readout/weight has shape {w.shape}, expected (n_out, {N}); "
+                f"{where}: readout/weight has shape {w.shape}, expected (n_out, {D * N}); "
                 "fix: re-export the weights"
             )
+        b = np.asarray(net.readout_bias)
+        if b.shape != (w.shape[0],):
+            raise WeightsError(
+                f"{where}: readout/bias has shape {b.shape}, expected ({w.shape[0]},) to match "
+                f"readout/weight {w.shape}; fix: re-export the weights"
+            )
+        for name, arr in (("readout/weight", w), ("readout/bias", b)):
+            if not np.isfinite(arr).all():
+                raise WeightsError(
+                    f"{where}: {name} holds {int((~np.isfinite(arr)).sum())} non-finite value(s); "
+                    "the simulator refuses NaN/Inf weights. fix: retrain or repair the network"
+                )
 
 
 def from_state_dict(state: dict, cell_type: str = "lstm", *, prefix: str = "") -> Network:
@@ -317,7 +377,9 @@ def from_state_dict(state: dict, cell_type: str = "lstm", *, prefix: str = "") -
     ----------
     state : dict
         Mapping of names to arrays or tensors, with keys ``{prefix}weight_ih_l{k}``,
-        ``{prefix}weight_hh_l{k}`` and optionally ``{prefix}bias_ih_l{k}``, ``{prefix}bias_hh_l{k}``.
+        ``{prefix}weight_hh_l{k}`` and optionally ``{prefix}bias_ih_l{k}``, ``{prefix}bias_hh_l{k}``
+        (absent for ``bias=False``), and the same keys ending in ``_reverse`` for a bidirectional
+        module.
     cell_type : str
         ``lstm``, ``gru``, ``rnn_tanh`` or ``rnn_relu``.
     prefix : str
@@ -327,14 +389,19 @@ def from_state_dict(state: dict, cell_type: str = "lstm", *, prefix: str = "") -
         v = state[key]
         return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
 
+    def direction(k, suffix):
+        keys = [f"{prefix}{w}_l{k}{suffix}" for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        W_ih, W_hh = arr(keys[0]), arr(keys[1])
+        biases = [arr(key) if key in state else np.zeros(W_ih.shape[0], W_ih.dtype) for key in keys[2:]]
+        return [W_ih, W_hh, *biases]
+
     layers = []
     k = 0
     while f"{prefix}weight_ih_l{k}" in state:
-        W_ih, W_hh = arr(f"{prefix}weight_ih_l{k}"), arr(f"{prefix}weight_hh_l{k}")
-        zeros = np.zeros(W_ih.shape[0], W_ih.dtype)
-        b_ih = arr(f"{prefix}bias_ih_l{k}") if f"{prefix}bias_ih_l{k}" in state else zeros
-        b_hh = arr(f"{prefix}bias_hh_l{k}") if f"{prefix}bias_hh_l{k}" in state else zeros.copy()
-        layers.append(Layer(W_ih, W_hh, b_ih, b_hh))
+        arrays = direction(k, "")
+        if f"{prefix}weight_ih_l{k}{REVERSE_SUFFIX}" in state:
+            arrays += direction(k, REVERSE_SUFFIX)
+        layers.append(Layer(*arrays))
         k += 1
     if not layers:
         raise WeightsError(
