@@ -120,7 +120,7 @@ def _params(sources, cell_type_wanted, layer, channels, dtype):
 
 
 def _simulate_block(cell_type, backend, traces, h0, c0, n_core, a, r, bi, bh, x):
-    """Core of the DUT: (..., G) params and ([1...], *stim, T) stimulus → (..., *stim, [var], T).
+    """Core of the DUT: (..., G) params and ([1...], *stim, T) stimulus → (..., *stim, [trace], T).
 
     ``n_core`` is the number of stimulus dims (sweeps + time); any leading axes of ``x`` are the
     size-1 broadcast axes xarray may insert: the stimulus is identical for every cell.
@@ -155,8 +155,8 @@ def _isolated(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, laye
     params = {k: v.chunk({"cell": chunk_cells}) for k, v in params.items()}
     x = stimulus.astype(dtype).transpose(..., "time")
     stim_dims = [d for d in x.dims]
-    out_core = stim_dims[:-1] + (["variable", "time"] if traces else ["time"])
-    sizes = {"variable": len(TRACES[cell_type])} if traces else {}
+    out_core = stim_dims[:-1] + (["trace", "time"] if traces else ["time"])
+    sizes = {"trace": len(TRACES[cell_type])} if traces else {}
     resp = xr.apply_ufunc(
         guard(partial(_simulate_block, cell_type, backend, traces, h0, c0, len(stim_dims))),
         params["a"], params["r"], params["bi"], params["bh"], x,
@@ -166,7 +166,7 @@ def _isolated(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, laye
         dask_gufunc_kwargs={"output_sizes": sizes, "allow_rechunk": False},
     )
     if traces:
-        resp = resp.assign_coords(variable=list(TRACES[cell_type]))
+        resp = resp.assign_coords(trace=list(TRACES[cell_type]))
     resp = resp.assign_coords(n_cells=n_cells)
     resp.name = "response"
     resp.attrs = {
@@ -202,7 +202,7 @@ _SETTINGS_DOC = """
         Simulation precision. float32 uses a fast activation approximation (error <= 1e-6).
         Default ``float64``.
     traces : bool
-        Also return the internal traces (LSTM: c, i, f, g, o; GRU: r, z, n) along a ``variable``
+        Also return the internal traces (LSTM: c, i, f, g, o; GRU: r, z, n) along a ``trace``
         dimension whose first entry ``h`` is the output. Default false.
     chunk_cells : int
         Cells per dask chunk, >= 1: the unit of parallel work and of memory. Default 512.
@@ -214,7 +214,7 @@ _SETTINGS_DOC = """
     Returns
     -------
     xr.DataArray
-        ``response``: dims ``(dataset, network_size, cell, [channel], *sweep dims, [variable], time)``,
+        ``response``: dims ``(dataset, network_size, cell, [channel], *sweep dims, [trace], time)``,
         dimensionless, dask-backed (chunked along ``cell``). Coordinate ``n_cells`` gives each
         network's cell count; padded cells are NaN. attrs: ``weights`` (JSON: source, sha256),
         ``cell_type``, ``layer``, ``dt``.

@@ -95,25 +95,26 @@ class _Collector:
         self.problems.append(Problem(message, self.source, line + 1, col + 1, node, key, fix))
 
 
-def _pos_key(mapping, key):
+def _position(get, *args) -> tuple[int, int]:
+    """0-based (line, col) from ruamel's line/column info; (-1, -1) where there is none (--set)."""
     try:
-        return mapping.lc.key(key)
-    except (AttributeError, KeyError, TypeError):
+        pos = get(*args)
+    except (AttributeError, KeyError, TypeError, IndexError):
         return (-1, -1)
+    return tuple(pos) if pos is not None else (-1, -1)
+
+
+def _pos_key(mapping, key):
+    return _position(lambda: mapping.lc.key(key))
 
 
 def _pos_value(mapping, key):
-    try:
-        return mapping.lc.value(key)
-    except (AttributeError, KeyError, TypeError):
-        return _pos_key(mapping, key)
+    pos = _position(lambda: mapping.lc.value(key))
+    return pos if pos != (-1, -1) else _pos_key(mapping, key)
 
 
 def _pos_item(seq, i):
-    try:
-        return seq.lc.item(i)
-    except (AttributeError, KeyError, TypeError, IndexError):
-        return (-1, -1)
+    return _position(lambda: seq.lc.item(i))
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

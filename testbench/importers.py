@@ -445,7 +445,7 @@ def _keras_layer(arrays: dict[str, np.ndarray], config: dict | None, where: str)
     directions = {}
     for key, value in arrays.items():
         parts = key.split("/")
-        d = "forward" if any(p.startswith("backward_") for p in parts[:-1]) else "forward"
+        d = "backward" if any(p.startswith("backward_") for p in parts[:-1]) else "forward"
         directions.setdefault(d, {})[_leaf(key)] = value
     cfg = (config or {}).get("config", {})
     cls = (config or {}).get("class_name")

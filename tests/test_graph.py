@@ -50,7 +50,7 @@ CASES = {
                           r"type 'sine' is a stimulus node",
     "bad_module_ref.yaml": r"bad_module_ref\.yaml:3:11: node 'sine' \[type\] cannot import module "
                            r"'no_such_module_xyz'",
-    "too_many_inputs.yaml": r"too_many_inputs\.yaml:7:13: node 'cells' \[inputs\] 2 inputs given but "
+    "too_many_inputs.yaml": r"too_many_inputs\.yaml:8:13: node 'cells' \[inputs\] 2 inputs given but "
                             r"type 'lstm_cells' takes 1 \(stimulus\)",
     "set_and_swept.yaml": r"set_and_swept\.yaml:7:7: node 'sine' \[sweep\.frequency\] 'frequency' is "
                           r"both set and swept",

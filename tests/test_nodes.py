@@ -30,7 +30,7 @@ def test_registering_a_name_twice_is_an_error():
         """Not the real sine."""
 
     with pytest.raises(RegistryError, match=r"node type 'sine' is registered twice: by stimuli\..*"
-                                            r"and by tests\.test_nodes:.*other_sine; fix: rename"):
+                                            r"and by test_nodes:.*other_sine; fix: rename"):
         register("stimulus", "sine", other_sine)
 
 
