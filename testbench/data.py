@@ -51,7 +51,7 @@ import hashlib
 import os
 import shutil
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +167,6 @@ class Dataset:
     train: Split
     val: Split
     test: Split
-    extra: dict = field(default_factory=dict)
 
     @property
     def n_inputs(self) -> int:

@@ -20,8 +20,6 @@ from testbench.engine import guard
 from testbench.errors import BackendError, SettingsError, WeightsError
 from testbench.nodes import Range, dut
 
-TRACES = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"),
-          "rnn_tanh": ("h",), "rnn_relu": ("h",)}
 DEFAULT_WEIGHTS = "zoo:co2-128"
 
 
@@ -48,11 +46,11 @@ def _network_key(net: W.Network, path) -> tuple[str, int]:
     return dataset, net.hidden_size
 
 
-def _params(sources, cell_type_wanted, layer, channels, dtype):
-    """Per-cell parameters of every network on a (dataset, network_size) grid, NaN-padded.
+def _load_networks(sources, cell_type_wanted, layer):
+    """Load and check every network; key them by (dataset, network_size).
 
-    Returns a dict of DataArrays a, r, bi, bh with dims (dataset, network_size, cell, [channel], gate),
-    the ``n_cells`` coordinate and the provenance list.
+    Returns ``nets`` {(dataset, size): (Network, source)}, the provenance list, the sorted
+    ``datasets`` and ``sizes`` of the result grid, and the input size m of ``layer``.
     """
     nets, prov = {}, []
     for src in sources:
@@ -81,42 +79,56 @@ def _params(sources, cell_type_wanted, layer, channels, dtype):
                      "dataset": key[0], "network_size": key[1], "cell_type": net.cell_type})
     datasets = sorted({k[0] for k in nets})
     sizes = sorted({k[1] for k in nets})
-    n_max = max(sizes)
-    first = next(iter(nets.values()))[0]
-    m = first.layers[layer].W_ih.shape[1]
-    vecs, chan = _channel_vectors(channels, m)
-    G = first.gates
-    shape = (len(datasets), len(sizes), n_max, len(vecs), G)
-    arrays = {k: np.full(shape, np.nan, dtype=dtype) for k in ("a", "r", "bi", "bh")}
+    m = next(iter(nets.values()))[0].layers[layer].W_ih.shape[1]
+    for net, src in nets.values():
+        if net.layers[layer].W_ih.shape[1] != m:
+            raise SettingsError(
+                f"setting 'weights': {src} has {net.layers[layer].W_ih.shape[1]} input channels in "
+                f"layer {layer}, others have {m}; networks characterized together must share their "
+                "input size; fix: characterize them in separate runs"
+            )
+    return nets, prov, datasets, sizes, m
+
+
+def _n_cells(nets, datasets, sizes) -> xr.DataArray:
     n_cells = np.zeros((len(datasets), len(sizes)), dtype=np.int64)
+    for ds_name, size in nets:
+        n_cells[datasets.index(ds_name), sizes.index(size)] = size
+    return xr.DataArray(n_cells, dims=("dataset", "network_size"),
+                        coords={"dataset": datasets, "network_size": sizes},
+                        attrs={"description": "cells in each network; larger cell indices are NaN "
+                                              "padding"})
+
+
+def _params(nets, datasets, sizes, layer, vecs, chan, dtype):
+    """Per-cell parameters of every network on the (dataset, network_size) grid, NaN-padded:
+    DataArrays a, r, bi, bh with dims (dataset, network_size, cell, [channel], [direction], gate).
+
+    The ``direction`` dim (``forward``, ``reverse``) appears when a network is bidirectional; a
+    reverse-direction cell is driven by the stimulus in its own processing order.
+    """
+    first = next(iter(nets.values()))[0]
+    G = first.gates
+    n_dir = max(net.directions for net, _ in nets.values())
+    shape = (len(datasets), len(sizes), max(sizes), len(vecs), n_dir, G)
+    arrays = {k: np.full(shape, np.nan, dtype=dtype) for k in ("a", "r", "bi", "bh")}
     for (ds_name, size), (net, src) in nets.items():
         L = net.layers[layer]
-        if L.W_ih.shape[1] != m:
-            raise SettingsError(
-                f"setting 'weights': {src} has {L.W_ih.shape[1]} input channels in layer {layer}, "
-                f"others have {m}; networks characterized together must share their input size"
-            )
         i, j = datasets.index(ds_name), sizes.index(size)
-        n_cells[i, j] = size
-        for c, v in enumerate(vecs):
-            a, r, bi, bh = kernels.isolate(L.W_ih.astype(dtype), L.W_hh.astype(dtype),
-                                           L.b_ih.astype(dtype), L.b_hh.astype(dtype),
-                                           net.cell_type, v.astype(dtype))
-            for k, val in zip(("a", "r", "bi", "bh"), (a, r, bi, bh)):
-                arrays[k][i, j, :size, c] = val
-    coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(n_max),
+        for d, suffix in enumerate(("", W.REVERSE_SUFFIX)[: net.directions]):
+            mats = [getattr(L, name + suffix).astype(dtype) for name in ("W_ih", "W_hh", "b_ih", "b_hh")]
+            for c, v in enumerate(vecs):
+                for k, val in zip(("a", "r", "bi", "bh"), kernels.isolate(*mats, net.cell_type, v)):
+                    arrays[k][i, j, :size, c, d] = val
+    coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(max(sizes)),
+              "direction": ["forward", "reverse"][:n_dir],
               "gate": list(W.GATES[first.cell_type]) if G > 1 else ["h"]}
-    dims = ["dataset", "network_size", "cell", "channel", "gate"]
+    dims = ["dataset", "network_size", "cell", "channel", "direction", "gate"]
     if chan is not None:
         coords["channel"] = chan
     out = {k: xr.DataArray(v, dims=dims, coords=coords) for k, v in arrays.items()}
-    if chan is None:
-        out = {k: v.squeeze("channel", drop=True) for k, v in out.items()}
-    n_cells_da = xr.DataArray(n_cells, dims=("dataset", "network_size"),
-                              coords={"dataset": datasets, "network_size": sizes},
-                              attrs={"description": "cells in each network; larger cell indices "
-                                                    "are NaN padding"})
-    return out, n_cells_da, prov, first.cell_type
+    drop = (["channel"] if chan is None else []) + (["direction"] if n_dir == 1 else [])
+    return {k: v.squeeze(drop, drop=True) for k, v in out.items()}
 
 
 def _simulate_block(cell_type, backend, traces, h0, c0, n_core, a, r, bi, bh, x):
@@ -133,13 +145,61 @@ def _simulate_block(cell_type, backend, traces, h0, c0, n_core, a, r, bi, bh, x)
     out = kernels.simulate(cell_type, *flat, xs, h0=h0, c0=c0, backend=backend, traces=traces)
     if traces:
         h, tr = out
-        stack = np.stack([h] + [tr[k] for k in TRACES[cell_type][1:]], axis=-2)
+        stack = np.stack([h] + [tr[k] for k in kernels.TRACES[cell_type]], axis=-2)
         return stack.reshape(lead + stim_shape + stack.shape[-2:])
     return out.reshape(lead + stim_shape + (T,))
 
 
-def _isolated(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, layer, channels, backend,
-              dtype, traces, chunk_cells, h0, c0) -> xr.DataArray:
+def _network_block(cell_type, layers, vecs, n_max, x) -> np.ndarray:
+    """Whole-network run: hidden outputs of the last of ``layers`` for each channel vector.
+
+    ``x`` is ``(*stim, T)``; returns ``(n_max, C, *stim, T)``, cells beyond the network's size NaN.
+    """
+    from kernels.network import forward
+
+    stim_shape, T = x.shape[:-1], x.shape[-1]
+    xs = x.reshape(-1, T)
+    N = layers[-1][1].shape[1]
+    out = np.full((n_max, len(vecs), xs.shape[0], T), np.nan, dtype=x.dtype)
+    for c, v in enumerate(vecs):
+        h = forward(cell_type, layers, None, None, xs[:, :, None] * v[None, None, :],
+                    readout_mode="every", dtype=x.dtype)  # (S, T, N)
+        out[:N, c] = np.moveaxis(h, -1, 0)
+    return out.reshape((n_max, len(vecs)) + stim_shape + (T,))
+
+
+def _in_network(nets, datasets, sizes, layer, vecs, chan, x: xr.DataArray) -> xr.DataArray:
+    """Drive each whole network with the stimulus and record every cell of ``layer`` (coupled)."""
+    import dask
+    import dask.array as da
+
+    n_max, xv = max(sizes), np.ascontiguousarray(x.values)
+    block_shape = (n_max, len(vecs)) + xv.shape
+    grid = []
+    for ds_name in datasets:
+        row = []
+        for size in sizes:
+            if (ds_name, size) not in nets:
+                row.append(da.full(block_shape, np.nan, dtype=xv.dtype))
+                continue
+            net = nets[(ds_name, size)][0]
+            layers = [(L.W_ih, L.W_hh, L.b_ih, L.b_hh) for L in net.layers[: layer + 1]]
+            task = dask.delayed(guard(_network_block), pure=True)(net.cell_type, layers, vecs,
+                                                                  n_max, xv)
+            row.append(da.from_delayed(task, block_shape, dtype=xv.dtype))
+        grid.append(da.stack(row))
+    data = da.stack(grid)
+    dims = ["dataset", "network_size", "cell", "channel", *x.dims]
+    coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(n_max),
+              **{d: x[d] for d in x.dims}}
+    if chan is not None:
+        coords["channel"] = chan
+    resp = xr.DataArray(data, dims=dims, coords=coords)
+    return resp if chan is not None else resp.squeeze("channel", drop=True)
+
+
+def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, layer, channels,
+           backend, dtype, traces, chunk_cells, h0, c0) -> xr.DataArray:
     if backend == "cuda":
         from numba import cuda
 
@@ -151,27 +211,46 @@ def _isolated(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, laye
     if "time" not in stimulus.dims:
         raise SettingsError("input 'stimulus' has no 'time' dimension; fix: connect a stimulus node")
     sources = [weights] if isinstance(weights, str) else list(weights)
-    params, n_cells, prov, cell_type = _params(sources, cell_types, layer, channels, dtype)
-    params = {k: v.chunk({"cell": chunk_cells}) for k, v in params.items()}
+    nets, prov, datasets, sizes, m = _load_networks(sources, cell_types, layer)
+    if mode == "in_network" and any(net.directions > 1 for net, _ in nets.values()):
+        raise SettingsError(
+            "setting 'mode': 'in_network' does not support bidirectional networks yet; fix: use "
+            "mode: isolated (it adds a 'direction' dimension)"
+        )
+    if mode == "in_network" and (traces or h0 or c0 or backend != "cpu"):
+        raise SettingsError(
+            "settings 'traces', 'h0', 'c0' and 'backend' apply to mode 'isolated' only; got "
+            f"traces={traces}, h0={h0}, c0={c0}, backend={backend!r} with mode 'in_network'; fix: "
+            "leave them at their defaults (the whole network starts from a zero state)"
+        )
+    cell_type = next(iter(nets.values()))[0].cell_type
+    vecs, chan = _channel_vectors(channels, m)
+    vecs = vecs.astype(dtype)
     x = stimulus.astype(dtype).transpose(..., "time")
-    stim_dims = [d for d in x.dims]
-    out_core = stim_dims[:-1] + (["trace", "time"] if traces else ["time"])
-    sizes = {"trace": len(TRACES[cell_type])} if traces else {}
-    resp = xr.apply_ufunc(
-        guard(partial(_simulate_block, cell_type, backend, traces, h0, c0, len(stim_dims))),
-        params["a"], params["r"], params["bi"], params["bh"], x,
-        input_core_dims=[["gate"], ["gate"], ["gate"], ["gate"], stim_dims],
-        output_core_dims=[out_core],
-        dask="parallelized", output_dtypes=[np.dtype(dtype)],
-        dask_gufunc_kwargs={"output_sizes": sizes, "allow_rechunk": False},
-    )
-    if traces:
-        resp = resp.assign_coords(trace=list(TRACES[cell_type]))
-    resp = resp.assign_coords(n_cells=n_cells)
+    if mode == "in_network":
+        resp = _in_network(nets, datasets, sizes, layer, vecs, chan, x)
+    else:
+        params = _params(nets, datasets, sizes, layer, vecs, chan, dtype)
+        params = {k: v.chunk({"cell": chunk_cells}) for k, v in params.items()}
+        stim_dims = list(x.dims)
+        out_core = stim_dims[:-1] + (["trace", "time"] if traces else ["time"])
+        sizes_ = {"trace": 1 + len(kernels.TRACES[cell_type])} if traces else {}
+        resp = xr.apply_ufunc(
+            guard(partial(_simulate_block, cell_type, backend, traces, h0, c0, len(stim_dims))),
+            params["a"], params["r"], params["bi"], params["bh"], x,
+            input_core_dims=[["gate"], ["gate"], ["gate"], ["gate"], stim_dims],
+            output_core_dims=[out_core],
+            dask="parallelized", output_dtypes=[np.dtype(dtype)],
+            dask_gufunc_kwargs={"output_sizes": sizes_, "allow_rechunk": False},
+        )
+        if traces:
+            resp = resp.assign_coords(trace=["h", *kernels.TRACES[cell_type]])
+    resp = resp.assign_coords(n_cells=_n_cells(nets, datasets, sizes))
     resp.name = "response"
     resp.attrs = {
         "units": "1",
-        "long_name": "isolated cell output h_t" + (" and traces" if traces else ""),
+        "long_name": f"{mode} cell output h_t" + (" and traces" if traces else ""),
+        "mode": mode,
         "cell_type": cell_type,
         "layer": layer,
         "dt": stimulus.attrs.get("dt", 1.0),
@@ -190,14 +269,19 @@ _SETTINGS_DOC = """
         a PyTorch ``.pt`` file. A list characterizes several networks on one
         ``(dataset, network_size)`` grid (cells of smaller networks are NaN). Default
         ``zoo:co2-128``.
+    mode : 'isolated' | 'in_network'
+        ``isolated`` (the paper's method): each cell is a one-unit system driven alone, with only
+        its self-recurrence. ``in_network``: the whole network (layers 0..``layer``) is driven by
+        the stimulus and every cell of ``layer`` is recorded, coupled to all the others; compare the
+        two cell by cell. Default ``isolated``.
     layer : int
-        Index of the recurrent layer whose cells are isolated, >= 0. Default 0.
+        Index of the recurrent layer whose cells are characterized, >= 0. Default 0.
     channels : 'all' | 'each' | list of int
         How the scalar stimulus reaches the input channels: ``all`` drives every channel (v = 1),
         a list drives those channels only (one-hot sum), ``each`` drives one channel at a time and
         adds a ``channel`` dimension. Default ``all``.
     backend : 'cpu' | 'cuda'
-        Numba CPU-parallel kernel or CUDA kernel (needs a GPU). Default ``cpu``.
+        Numba CPU-parallel kernel or CUDA kernel (needs a GPU); isolated mode only. Default ``cpu``.
     dtype : 'float32' | 'float64'
         Simulation precision. float32 uses a fast activation approximation (error <= 1e-6).
         Default ``float64``.
@@ -214,7 +298,8 @@ _SETTINGS_DOC = """
     Returns
     -------
     xr.DataArray
-        ``response``: dims ``(dataset, network_size, cell, [channel], *sweep dims, [trace], time)``,
+        ``response``: dims
+        ``(dataset, network_size, cell, [channel], [direction], *sweep dims, [trace], time)``,
         dimensionless, dask-backed (chunked along ``cell``). Coordinate ``n_cells`` gives each
         network's cell count; padded cells are NaN. attrs: ``weights`` (JSON: source, sha256),
         ``cell_type``, ``layer``, ``dt``.
@@ -226,6 +311,7 @@ def _make(cell_types: tuple[str, ...], type_name: str, title: str):
         stimulus: xr.DataArray,
         *,
         weights: str | list[str] = DEFAULT_WEIGHTS,
+        mode: Literal["isolated", "in_network"] = "isolated",
         layer: Annotated[int, Range(ge=0)] = 0,
         channels: Literal["all", "each"] | list[Annotated[int, Range(ge=0)]] = "all",
         backend: Literal["cpu", "cuda"] = "cpu",
@@ -235,8 +321,8 @@ def _make(cell_types: tuple[str, ...], type_name: str, title: str):
         h0: float = 0.0,
         c0: float = 0.0,
     ) -> xr.DataArray:
-        return _isolated(cell_types, stimulus, weights, layer, channels, backend, dtype, traces,
-                         chunk_cells, h0, c0)
+        return _cells(cell_types, stimulus, weights, mode, layer, channels, backend, dtype, traces,
+                      chunk_cells, h0, c0)
 
     node.__name__ = node.__qualname__ = type_name
     node.__doc__ = title + "\n" + _SETTINGS_DOC

@@ -102,7 +102,15 @@ def build(graph: Graph) -> RunResult:
 
 def assemble(graph: Graph, outputs: dict) -> xr.Dataset:
     """Combine analyzer outputs into one ``metrics`` variable and add provenance."""
-    analyzers = [n for n, d in graph.nodes.items() if d.spec.kind == "analyzer"]
+    analyzers = [n for n, d in graph.nodes.items()
+                 if d.spec.kind == "analyzer" and isinstance(outputs[n], xr.DataArray)]
+    studies = [n for n, d in graph.nodes.items()
+               if d.spec.kind == "analyzer" and isinstance(outputs[n], xr.Dataset)]
+    for node in analyzers:
+        if "metric" not in outputs[node].dims:
+            raise NodeError(f"analyzer '{node}' returned a DataArray without a 'metric' dimension; "
+                            "fix: return a DataArray with dims (..., metric), or a Dataset of "
+                            "variables to store under their own names")
     parts = []
     names = [list(map(str, outputs[n]["metric"].values)) for n in analyzers]
     counts: dict[str, int] = {}
@@ -112,9 +120,6 @@ def assemble(graph: Graph, outputs: dict) -> xr.Dataset:
     definitions = {}
     for node, ns in zip(analyzers, names):
         arr = outputs[node]
-        if not isinstance(arr, xr.DataArray) or "metric" not in arr.dims:
-            raise NodeError(f"analyzer '{node}' returned {type(arr).__name__} without a 'metric' "
-                            "dimension; fix: return a DataArray with dims (..., metric)")
         labels = [m if counts[m] == 1 else f"{node}.{m}" for m in ns]
         units = arr["units"].values if "units" in arr.coords else np.array([""] * len(ns))
         arr = arr.drop_vars([c for c in arr.coords if c == "units"])
@@ -134,6 +139,12 @@ def assemble(graph: Graph, outputs: dict) -> xr.Dataset:
         metrics.attrs = {"definitions": json.dumps(definitions), "description":
                          "response metrics per cell; units per metric in the 'units' coordinate"}
         data_vars["metrics"] = metrics
+    for node in studies:  # analyzers returning a Dataset (e.g. ablation) keep their own variables
+        for var in outputs[node].data_vars:
+            if var in data_vars:
+                raise NodeError(f"analyzer '{node}' returns variable '{var}', which another node "
+                                "already stores; fix: run one of them in a separate graph")
+            data_vars[var] = outputs[node][var]
     duts = {n: outputs[n] for n, d in graph.nodes.items() if d.spec.kind == "dut"}
     if graph.save_responses:
         for name, resp in duts.items():

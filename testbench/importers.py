@@ -79,7 +79,8 @@ def _stack(parts: list[tuple[str, Network]], where: str) -> Network:
     layers = list(net.layers)
     for name, nxt in parts[1:]:
         expected = net.directions * net.hidden_size
-        if (nxt.cell_type, nxt.directions) != (net.cell_type, net.directions) or nxt.input_size != expected:
+        same_kind = (nxt.cell_type, nxt.directions) == (net.cell_type, net.directions)
+        if not same_kind or nxt.input_size != expected:
             raise WeightsError(
                 f"{where}: cannot stack {name!r} ({nxt.cell_type}, {nxt.directions} direction(s), "
                 f"{nxt.input_size} inputs) on {name0!r} ({net.cell_type}, {net.directions} "
@@ -307,7 +308,8 @@ def _h5_strings(attrs, name: str) -> list[str]:
         while f"{name}{k}" in attrs:
             chunks.append(attrs[f"{name}{k}"])
             k += 1
-    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for c in chunks for v in np.atleast_1d(c)]
+    values = [v for c in chunks for v in np.atleast_1d(c)]
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _keras_configs(model_config) -> dict[str, dict]:
@@ -422,7 +424,9 @@ def load_keras_h5(path: str | Path, *, layer: str | Sequence[str] | None = None)
     top_cfg = top_cfg.get("layer", {}).get("config", top_cfg)
     net.readout_mode = "every" if top_cfg.get("return_sequences") else "last"
     net.metadata.update(
-        imported_from=where, source_format="keras-h5", layer=[n for n, _ in parts] if len(parts) > 1 else top,
+        imported_from=where,
+        source_format="keras-h5",
+        layer=[n for n, _ in parts] if len(parts) > 1 else top,
     )
     if not configs:
         net.metadata["assumed"] = (
@@ -530,7 +534,9 @@ ONNX_UNROLLED_HINT = (
     " (a layer unrolled into MatMul/Add operators is not recognised: torch.onnx.export with "
     "dynamo=True does that to nn.RNN; export it with dynamo=False, or import the .pt file)"
 )
-ONNX_DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
+ONNX_DEFAULT_ACTIVATIONS = {
+    "LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"],
+}
 
 
 def load_onnx(path: str | Path, *, node: str | Sequence[str] | None = None) -> Network:
@@ -586,7 +592,9 @@ def load_onnx(path: str | Path, *, node: str | Sequence[str] | None = None) -> N
             value = next((a for a in n.attribute if a.name == "value"), None)
             if value is not None:
                 consts[n.output[0]] = numpy_helper.to_array(value.t)
-    recurrent = {(n.name or f"{n.op_type}_{i}"): n for i, n in enumerate(graph.node) if n.op_type in ONNX_GATES}
+    recurrent = {
+        (n.name or f"{n.op_type}_{i}"): n for i, n in enumerate(graph.node) if n.op_type in ONNX_GATES
+    }
     names = _names(node)
     if names is None and len(recurrent) > 1 and _is_chain(graph, list(recurrent.values())):
         names = list(recurrent)
@@ -677,7 +685,8 @@ def _onnx_node(op, consts: dict, onnx, where: str) -> Network:
     order = ONNX_GATES[op.op_type]
     hidden = R.shape[-1]
     gn = len(order) * hidden
-    if W.shape[:2] != (dirs, gn) or R.shape != (dirs, gn, hidden) or (B is not None and B.shape != (dirs, 2 * gn)):
+    bias_ok = B is None or B.shape == (dirs, 2 * gn)
+    if W.shape[:2] != (dirs, gn) or R.shape != (dirs, gn, hidden) or not bias_ok:
         raise WeightsError(
             f"{where}: W {W.shape}, R {R.shape}, B {None if B is None else B.shape} do not fit "
             f"{op.op_type} with {dirs} direction(s) and N={hidden}: expected ({dirs}, {gn}, m), "

@@ -27,8 +27,8 @@ where G = 4 for LSTM (gate order i, f, g, o), 3 for GRU (r, z, n), 1 for vanilla
 attribute ``gate_order`` spells the order (``"ifgo"``, ``"rzn"``, ``"h"``).
 
 ``/readout`` (optional): ``weight`` ``(n_out, D*N)`` and ``bias`` ``(n_out,)`` of the linear layer that
-reads the last layer's hidden state (both directions concatenated, forward first, when D = 2); attribute ``mode`` = ``"last"`` (read at the last step) or
-``"every"`` (read at every step).
+reads the last layer's hidden state (both directions concatenated, forward first, when D = 2);
+attribute ``mode`` = ``"last"`` (read at the last step) or ``"every"`` (read at every step).
 
 Arrays are float32 or float64; they are loaded as stored.
 """
