@@ -131,23 +131,27 @@ def _params(nets, datasets, sizes, layer, vecs, chan, dtype):
     return {k: v.squeeze(drop, drop=True) for k, v in out.items()}
 
 
-def _simulate_block(cell_type, backend, traces, h0, c0, n_core, a, r, bi, bh, x):
-    """Core of the DUT: (..., G) params and ([1...], *stim, T) stimulus → (..., *stim, [trace], T).
+def _simulate_block(cell_type, backend, traces, h0, c0, a, r, bi, bh, x):
+    """Core of the isolated DUT on one dask block.
 
-    ``n_core`` is the number of stimulus dims (sweeps + time); any leading axes of ``x`` are the
-    size-1 broadcast axes xarray may insert: the stimulus is identical for every cell.
+    ``a, r, bi, bh``: ``(*P, G)`` per-cell parameters; ``x``: ``(*X, T)`` stimuli. ``P`` and ``X`` are
+    the block's broadcast shapes as xarray passes them (cell-side and stimulus-side dims; on every
+    axis one of the two is 1, and ``X`` may lack leading axes). Every cell meets every stimulus:
+    the result is ``(*broadcast(P, X), [trace], T)``.
     """
-    lead = a.shape[:-1]
-    x0 = x.reshape((-1,) + x.shape[x.ndim - n_core:])[0]
-    stim_shape, T = x0.shape[:-1], x0.shape[-1]
+    P, X, T = a.shape[:-1], x.shape[:-1], x.shape[-1]
+    k = max(len(P), len(X))
+    P, X = (1,) * (k - len(P)) + P, (1,) * (k - len(X)) + X
     flat = [p.reshape(-1, p.shape[-1]) for p in (a, r, bi, bh)]
-    xs = np.ascontiguousarray(x0.reshape(-1, T))
-    out = kernels.simulate(cell_type, *flat, xs, h0=h0, c0=c0, backend=backend, traces=traces)
+    out = kernels.simulate(cell_type, *flat, np.ascontiguousarray(x.reshape(-1, T)), h0=h0, c0=c0,
+                           backend=backend, traces=traces)
     if traces:
         h, tr = out
-        stack = np.stack([h] + [tr[k] for k in kernels.TRACES[cell_type]], axis=-2)
-        return stack.reshape(lead + stim_shape + stack.shape[-2:])
-    return out.reshape(lead + stim_shape + (T,))
+        out = np.stack([h] + [tr[name] for name in kernels.TRACES[cell_type]], axis=-2)
+    tail = out.shape[2:]  # ([trace], T)
+    out = out.reshape(P + X + tail)
+    order = [axis for j in range(k) for axis in (j, k + j)] + list(range(2 * k, out.ndim))
+    return out.transpose(order).reshape(tuple(p * q for p, q in zip(P, X)) + tail)
 
 
 def _network_block(cell_type, layers, vecs, n_max, x) -> np.ndarray:
@@ -199,7 +203,7 @@ def _in_network(nets, datasets, sizes, layer, vecs, chan, x: xr.DataArray) -> xr
 
 
 def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, layer, channels,
-           backend, dtype, traces, chunk_cells, h0, c0) -> xr.DataArray:
+           backend, dtype, traces, chunk_cells, chunk_points, h0, c0) -> xr.DataArray:
     if backend == "cuda":
         from numba import cuda
 
@@ -232,13 +236,13 @@ def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, l
     else:
         params = _params(nets, datasets, sizes, layer, vecs, chan, dtype)
         params = {k: v.chunk({"cell": chunk_cells}) for k, v in params.items()}
-        stim_dims = list(x.dims)
-        out_core = stim_dims[:-1] + (["trace", "time"] if traces else ["time"])
+        x = x.chunk({d: (chunk_points if d != "time" else -1) for d in x.dims})
+        out_core = ["trace", "time"] if traces else ["time"]
         sizes_ = {"trace": 1 + len(kernels.TRACES[cell_type])} if traces else {}
         resp = xr.apply_ufunc(
-            guard(partial(_simulate_block, cell_type, backend, traces, h0, c0, len(stim_dims))),
+            guard(partial(_simulate_block, cell_type, backend, traces, h0, c0)),
             params["a"], params["r"], params["bi"], params["bh"], x,
-            input_core_dims=[["gate"], ["gate"], ["gate"], ["gate"], stim_dims],
+            input_core_dims=[["gate"], ["gate"], ["gate"], ["gate"], ["time"]],
             output_core_dims=[out_core],
             dask="parallelized", output_dtypes=[np.dtype(dtype)],
             dask_gufunc_kwargs={"output_sizes": sizes_, "allow_rechunk": False},
@@ -289,7 +293,11 @@ _SETTINGS_DOC = """
         Also return the internal traces (LSTM: c, i, f, g, o; GRU: r, z, n) along a ``trace``
         dimension whose first entry ``h`` is the output. Default false.
     chunk_cells : int
-        Cells per dask chunk, >= 1: the unit of parallel work and of memory. Default 512.
+        Cells per dask chunk, >= 1. Default 256.
+    chunk_points : int
+        Stimulus sweep points per dask chunk, >= 1. A chunk holds chunk_cells x chunk_points x T
+        samples of response (32 MB in float64 with the defaults and T = 1000): these two settings
+        bound the memory of a run, whatever the number of cells and sweep points. Default 16.
     h0 : float
         Initial hidden state h_0 of every cell, dimensionless. Default 0.
     c0 : float
@@ -317,12 +325,13 @@ def _make(cell_types: tuple[str, ...], type_name: str, title: str):
         backend: Literal["cpu", "cuda"] = "cpu",
         dtype: Literal["float32", "float64"] = "float64",
         traces: bool = False,
-        chunk_cells: Annotated[int, Range(ge=1)] = 512,
+        chunk_cells: Annotated[int, Range(ge=1)] = 256,
+        chunk_points: Annotated[int, Range(ge=1)] = 16,
         h0: float = 0.0,
         c0: float = 0.0,
     ) -> xr.DataArray:
         return _cells(cell_types, stimulus, weights, mode, layer, channels, backend, dtype, traces,
-                      chunk_cells, h0, c0)
+                      chunk_cells, chunk_points, h0, c0)
 
     node.__name__ = node.__qualname__ = type_name
     node.__doc__ = title + "\n" + _SETTINGS_DOC

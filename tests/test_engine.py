@@ -35,7 +35,7 @@ nodes:
   sine_cells:
     type: lstm_cells
     inputs: [sine]
-    settings: {{weights: {weights}, chunk_cells: {chunk}}}
+    settings: {{weights: {weights}, chunk_cells: {chunk}, chunk_points: {chunk}}}
   step_metrics:
     type: step_response
     inputs: {{response: step_cells, stimulus: step}}
@@ -245,8 +245,8 @@ def test_broken_weight_files_are_reported_by_the_cli(tmp_path, capsys):
         assert "Traceback" not in err
         assert "node 'step_cells' (lstm_cells)" in err
         assert __import__("re").search(pattern, err), (pattern, err)
-    with pytest.raises(WeightsError, match=r"no zoo network 'co2-129'; did you mean 'co2-128'\?"):
-        W.resolve("zoo:co2-129")
+    with pytest.raises(WeightsError, match=r"no zoo network 'coo2-128'; did you mean 'co2-128'\?"):
+        W.resolve("zoo:coo2-128")
 
 
 def test_cli_run_then_show_prints_mean_and_std(tmp_path, lstm_file, capsys):

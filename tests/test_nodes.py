@@ -79,7 +79,7 @@ def test_cli_nodes_lists_settings_with_types_and_docs(capsys):
     assert cli.main(["nodes"]) == 0
     out = capsys.readouterr().out
     assert "lstm_cells  [dut]" in out
-    assert "chunk_cells: int (>= 1) = 512" in out
+    assert "chunk_cells: int (>= 1) = 256" in out
     assert cli.main(["nodes", "sine_response"]) == 0
     assert "Parameters" in capsys.readouterr().out
     assert cli.main(["nodes", "sine_respons"]) == 2
