@@ -16,9 +16,8 @@ import xarray as xr
 
 import kernels
 from testbench import weights as W
-from testbench.engine import guard
 from testbench.errors import BackendError, SettingsError, WeightsError
-from testbench.nodes import Range, dut
+from testbench.nodes import Range, dut, guard
 
 DEFAULT_WEIGHTS = "zoo:co2-128"
 

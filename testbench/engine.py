@@ -4,12 +4,11 @@ Each node function is called once per sweep point, in topological order. Stimuli
 computed eagerly; DUT and analyzer nodes return dask-backed xarray objects (chunked along cells,
 networks and sweep points; ``time`` in one chunk), so nothing heavy runs until the store is written
 under the chosen scheduler. Failures inside dask tasks are re-raised naming the node (see
-:func:`guard`).
+:func:`testbench.nodes.guard`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import time
 from dataclasses import dataclass
@@ -20,34 +19,7 @@ import xarray as xr
 
 from testbench.errors import NodeError, TestbenchError
 from testbench.graph import Graph, NodeDecl
-
-_CURRENT_NODE: contextvars.ContextVar[str] = contextvars.ContextVar("testbench_node", default="?")
-
-
-class _Guarded:
-    """Picklable wrapper of a task function that names the node when the task fails."""
-
-    def __init__(self, func, node: str):
-        self.func, self.node = func, node
-
-    def __call__(self, *args, **kwargs):
-        try:
-            return self.func(*args, **kwargs)
-        except NodeError:
-            raise
-        except Exception as exc:
-            raise NodeError(f"node '{self.node}' failed while computing: "
-                            f"{type(exc).__name__}: {exc}") from exc
-
-
-def guard(func):
-    """Wrap a function that a node hands to dask so that its failures name the node.
-
-    Call it inside a node function, while the engine is building that node (e.g.
-    ``xr.apply_ufunc(guard(core), ..., dask="parallelized")``); outside the engine it names ``?``.
-    """
-    return _Guarded(func, _CURRENT_NODE.get())
-
+from testbench.nodes import building
 
 @dataclass
 class RunResult:
@@ -59,16 +31,14 @@ class RunResult:
 
 def _call(decl: NodeDecl, inputs: dict, point: dict):
     settings = {**decl.settings, **point}
-    token = _CURRENT_NODE.set(decl.name)
     try:
-        return decl.spec.func(**inputs, **settings)
+        with building(decl.name):
+            return decl.spec.func(**inputs, **settings)
     except TestbenchError as exc:
         raise NodeError(f"node '{decl.name}' ({decl.spec.name}): {exc}") from exc
     except Exception as exc:
         raise NodeError(f"node '{decl.name}' ({decl.spec.name}) failed: {type(exc).__name__}: {exc}"
                         ) from exc
-    finally:
-        _CURRENT_NODE.reset(token)
 
 
 def _run_node(decl: NodeDecl, inputs: dict, keys: list[str], point: dict):

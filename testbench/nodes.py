@@ -30,6 +30,8 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import inspect
 import re
@@ -38,7 +40,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Literal, get_args, get_origin
 
-from testbench.errors import RegistryError, did_you_mean
+from testbench.errors import NodeError, RegistryError, did_you_mean
 
 KINDS = ("stimulus", "dut", "analyzer", "sink")
 ENTRY_POINT_GROUP = "testbench.nodes"
@@ -121,6 +123,45 @@ class NodeSpec:
             that was violated.
         """
         return check_value(self.settings[name].annotation, value)
+
+
+_CURRENT_NODE: contextvars.ContextVar[str] = contextvars.ContextVar("testbench_node", default="?")
+
+
+@contextlib.contextmanager
+def building(node: str):
+    """Context in which the engine calls node ``node``'s function (read by :func:`guard`)."""
+    token = _CURRENT_NODE.set(node)
+    try:
+        yield
+    finally:
+        _CURRENT_NODE.reset(token)
+
+
+class _Guarded:
+    """Picklable wrapper of a task function that names the node when the task fails."""
+
+    def __init__(self, func, node: str):
+        self.func, self.node = func, node
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.func(*args, **kwargs)
+        except NodeError:
+            raise
+        except Exception as exc:
+            raise NodeError(f"node '{self.node}' failed while computing: "
+                            f"{type(exc).__name__}: {exc}") from exc
+
+
+def guard(func: Callable) -> Callable:
+    """Wrap a function that a node hands to dask so that its failures name the node.
+
+    Call it inside a node function while the engine builds that node, e.g.
+    ``xr.apply_ufunc(guard(core), ..., dask="parallelized")``; outside the engine it names ``?``.
+    The wrapper is picklable (process and distributed schedulers) when ``func`` is.
+    """
+    return _Guarded(func, _CURRENT_NODE.get())
 
 
 _REGISTRY: dict[str, NodeSpec] = {}

@@ -10,8 +10,7 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from testbench.engine import guard
-from testbench.nodes import Range, analyzer, stimulus
+from testbench.nodes import Range, analyzer, guard, stimulus
 
 
 @stimulus("pulse_train", register=False)

@@ -1,0 +1,100 @@
+"""Periodic-response metrics under a sine: amplitude, frequency, correlation (paper Def. 5)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import numpy as np
+import xarray as xr
+from scipy.signal import periodogram
+
+from analyzers._apply import (
+    FREQUENCY_UNIT,
+    apply_metrics,
+    broadcast_core,
+    product_units,
+    units_of,
+)
+from testbench.nodes import Range, analyzer
+
+
+def _sine_core(y, x, dt, *, steady_frac: float) -> np.ndarray:
+    """(..., T) response and stimulus, (...) dt -> (..., 4): amplitude, frequency, corr, r."""
+    y, x, dt = broadcast_core(y, x, dt)
+    T = y.shape[-1]
+    n = math.ceil(steady_frac * T)
+    steady = y[..., T - n:]
+    amplitude = steady.max(-1) - steady.min(-1)
+    frequency = np.full(y.shape[:-1], np.nan)
+    if n >= 2:
+        _, pxx = periodogram(steady, fs=1.0, detrend="constant", axis=-1)
+        ac = pxx[..., 1:]  # DC excluded
+        frequency = np.where(amplitude > 0, (ac.argmax(-1) + 1) / (n * dt), np.nan)
+    xc = x - x.mean(-1, keepdims=True)
+    yc = y - y.mean(-1, keepdims=True)
+    correlation = (xc * yc).sum(-1)
+    constant = (np.ptp(x, axis=-1) == 0) | (np.ptp(y, axis=-1) == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = correlation / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
+    r = np.where(constant, np.nan, r)
+    out = np.stack([amplitude, frequency, correlation, r], axis=-1)
+    out[np.isnan(y).any(-1) | np.isnan(x).any(-1)] = np.nan
+    return out
+
+
+@analyzer("sine_response")
+def sine_response(
+    response: xr.DataArray,
+    stimulus: xr.DataArray,
+    *,
+    steady_frac: Annotated[float, Range(gt=0, le=1)] = 0.5,
+) -> xr.DataArray:
+    """Sine-response metrics of every response record: amplitude, frequency and correlation.
+
+    With the steady-state part being the last ``n = ceil(steady_frac * T)`` samples:
+
+    - ``amplitude``: peak-to-peak, max - min, of the steady-state part (for a sampled sine of
+      amplitude a this is between ``2 a cos(pi f dt)`` and ``2 a``);
+    - ``frequency``: frequency of the largest bin of the periodogram of the steady-state part
+      (``scipy.signal.periodogram``, boxcar window, mean removed, DC bin excluded), ``k / (n dt)``
+      in cycles per time unit; its resolution is ``1 / (n dt)``, exact for a sine with a whole
+      number of periods in the steady-state part; ties go to the lower frequency; NaN when the
+      steady-state part is constant (amplitude 0) or shorter than 2 samples;
+    - ``correlation``: ``sum_t (x_t - mean x)(y_t - mean y)`` over the whole record, unnormalized as
+      in the paper (it grows with T and with both amplitudes);
+    - ``correlation_normalized``: Pearson's r over the whole record, in [-1, 1]; NaN when the
+      stimulus or the response is constant.
+
+    Parameters
+    ----------
+    response : xr.DataArray
+        Response records, dims ``(..., time)``, possibly dask-backed (``time`` is put in one chunk).
+    stimulus : xr.DataArray
+        The signal that drove them (usually ``sine``), dims ``(time,)`` or ``(..., time)``
+        broadcastable to the response, with ``attrs['dt']`` (or a swept ``dt`` coordinate).
+    steady_frac : float
+        Fraction of the record, at its end, taken as the steady state for ``amplitude`` and
+        ``frequency``, 0 < steady_frac <= 1, dimensionless. Default 0.5.
+
+    Returns
+    -------
+    xr.DataArray
+        ``sine_response``: dims ``(*non-time dims of response and stimulus, metric)`` with metrics
+        ``amplitude`` (response units), ``frequency`` (cycles per time unit of dt),
+        ``correlation`` (stimulus units x response units) and ``correlation_normalized``
+        (dimensionless); coordinate ``units`` along ``metric``; ``attrs['definitions']``. Any NaN
+        in a record's response or stimulus makes all its metrics NaN; never raises for undefined
+        metrics.
+    """
+    yu, xu = units_of(response), units_of(stimulus)
+    metrics = {
+        "amplitude": (yu, (f"peak-to-peak (max - min) of the response over the last {steady_frac} "
+                          "of the record")),
+        "frequency": (FREQUENCY_UNIT, ("argmax of the periodogram of the steady-state response, "
+                                      "DC excluded")),
+        "correlation": (product_units(xu, yu), "sum_t (x_t - mean x)(y_t - mean y), unnormalized"),
+        "correlation_normalized": ("1", "Pearson correlation of stimulus and response"),
+    }
+    return apply_metrics("sine_response", _sine_core, response, stimulus, metrics,
+                         {"steady_frac": steady_frac})

@@ -1,0 +1,202 @@
+"""Composite stimuli built from other stimuli: add, multiply, concat, delay.
+
+Inputs are stimulus DataArrays with dims ``(*sweep dims, time)`` (the engine adds a sweep dim per
+swept setting). Non-time dims broadcast the xarray way; two inputs that share a dim must carry the
+same coordinate values on it. ``time`` stays the last dim, numbered 1..T.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import xarray as xr
+
+from stimuli._base import dt_of
+from testbench.errors import SettingsError
+from testbench.nodes import Range, stimulus
+
+
+def _pair(node: str, a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, dict]:
+    """Check two inputs share dt and their common sweep coordinates; return them aligned.
+
+    Returns the aligned inputs and the attrs common to the output (``dt`` when it is a plain
+    value; a swept ``dt`` stays a coordinate).
+    """
+    dta, dtb = dt_of(a, node), dt_of(b, node)
+    if isinstance(dta, float) and isinstance(dtb, float):
+        same = dta == dtb
+    else:
+        same = isinstance(dta, xr.DataArray) and isinstance(dtb, xr.DataArray) and dta.equals(dtb)
+    if not same:
+        show = [d if isinstance(d, float) else np.atleast_1d(d.values).tolist() for d in (dta, dtb)]
+        raise SettingsError(
+            f"{node}: input a ('{a.name}') has dt = {show[0]} but input b ('{b.name}') has dt = "
+            f"{show[1]}; both inputs must share the sample interval dt; fix: give both stimuli "
+            "the same dt setting (and sweep dt, if at all, on both the same way)"
+        )
+    try:
+        a, b = xr.align(a, b, join="exact", exclude=["time"])
+    except ValueError as exc:
+        raise SettingsError(
+            f"{node}: inputs a ('{a.name}') and b ('{b.name}') share a sweep dimension with "
+            f"different values ({exc}); fix: sweep both over the same values, or sweep only one"
+        ) from exc
+    return a, b, ({"dt": dta} if isinstance(dta, float) else {})
+
+
+def _same_length(node: str, a: xr.DataArray, b: xr.DataArray) -> None:
+    if a.sizes["time"] != b.sizes["time"]:
+        raise SettingsError(
+            f"{node}: input a ('{a.name}') has {a.sizes['time']} steps but input b ('{b.name}') "
+            f"has {b.sizes['time']}; samples are combined step by step; fix: give both the same "
+            "length_steps (or join them in time with 'concat')"
+        )
+
+
+def _units(a: xr.DataArray, b: xr.DataArray) -> tuple[str, str]:
+    return str(a.attrs.get("units", "1")), str(b.attrs.get("units", "1"))
+
+
+def _finish(name: str, out: xr.DataArray, attrs: dict, description: str) -> xr.DataArray:
+    out = out.transpose(..., "time")
+    out.name = name
+    out.attrs = {**attrs, "description": description}
+    return out
+
+
+@stimulus("add")
+def add(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+    """Sum of two stimuli, step by step: ``x_t = a_t + b_t``.
+
+    Parameters
+    ----------
+    a, b : xr.DataArray
+        Stimuli with the same ``dt``, the same number of steps and the same units; non-time dims
+        broadcast.
+
+    Returns
+    -------
+    xr.DataArray
+        ``add``: dims ``(*sweep dims of a and b, time)``, ``time`` = 1..T; attrs ``units``,
+        ``dt``, ``description``.
+
+    Raises
+    ------
+    SettingsError
+        When dt, length or units differ.
+    """
+    _same_length("add", a, b)
+    a, b, attrs = _pair("add", a, b)
+    ua, ub = _units(a, b)
+    if ua != ub:
+        raise SettingsError(
+            f"add: input a ('{a.name}') is in units '{ua}' but input b ('{b.name}') in '{ub}'; "
+            "only like quantities add; fix: scale one input into the other's units"
+        )
+    return _finish("add", a + b, {"units": ua, **attrs}, f"({a.name}) + ({b.name})")
+
+
+@stimulus("multiply")
+def multiply(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+    """Product of two stimuli, step by step: ``x_t = a_t * b_t`` (e.g. amplitude modulation).
+
+    Parameters
+    ----------
+    a, b : xr.DataArray
+        Stimuli with the same ``dt`` and the same number of steps; non-time dims broadcast.
+
+    Returns
+    -------
+    xr.DataArray
+        ``multiply``: dims ``(*sweep dims of a and b, time)``, ``time`` = 1..T; attrs ``units``
+        (product of the input units, "1" when both are dimensionless), ``dt``, ``description``.
+
+    Raises
+    ------
+    SettingsError
+        When dt or length differ.
+    """
+    _same_length("multiply", a, b)
+    a, b, attrs = _pair("multiply", a, b)
+    units = "*".join(u for u in _units(a, b) if u != "1") or "1"
+    return _finish("multiply", a * b, {"units": units, **attrs}, f"({a.name}) * ({b.name})")
+
+
+@stimulus("concat")
+def concat(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+    """Stimulus ``a`` followed by stimulus ``b`` in time; ``time`` renumbered 1..Ta+Tb.
+
+    Parameters
+    ----------
+    a, b : xr.DataArray
+        Stimuli with the same ``dt`` and units; their lengths may differ; non-time dims
+        broadcast.
+
+    Returns
+    -------
+    xr.DataArray
+        ``concat``: dims ``(*sweep dims of a and b, time)`` with Ta + Tb steps; attrs ``units``,
+        ``dt``, ``description``.
+
+    Raises
+    ------
+    SettingsError
+        When dt or units differ.
+    """
+    a, b, attrs = _pair("concat", a, b)
+    ua, ub = _units(a, b)
+    if ua != ub:
+        raise SettingsError(
+            f"concat: input a ('{a.name}') is in units '{ua}' but input b ('{b.name}') in '{ub}'; "
+            "one signal cannot change units midway; fix: scale one input into the other's units"
+        )
+    a2, b2 = xr.broadcast(a.drop_vars("time"), b.drop_vars("time"), exclude=["time"])
+    out = xr.concat([a2, b2], dim="time")
+    out = out.assign_coords(time=np.arange(1, out.sizes["time"] + 1, dtype=np.int64))
+    return _finish("concat", out, {"units": ua, **attrs}, f"({a.name}) then ({b.name})")
+
+
+@stimulus("delay")
+def delay(x: xr.DataArray, *, steps: Annotated[int, Range(ge=0)] = 0) -> xr.DataArray:
+    """Stimulus ``x`` delayed by ``steps``: ``y_t = x_{t - steps}`` for t > steps, else ``x_1``.
+
+    The record keeps its length T: the first ``steps`` samples repeat the first value ``x_1`` (so
+    a step delayed stays at its baseline and gains no artificial jump) and the last ``steps``
+    samples of ``x`` are dropped. NaN samples of ``x`` move with the signal.
+
+    Parameters
+    ----------
+    x : xr.DataArray
+        Any stimulus with dims ``(*sweep dims, time)``.
+    steps : int
+        Delay in steps, 0 <= steps <= T - 1 (0 returns ``x`` unchanged). Default 0.
+
+    Returns
+    -------
+    xr.DataArray
+        ``delay``: same dims, coordinates and length as ``x``; attrs of ``x`` plus ``steps`` and
+        a new ``description``.
+
+    Raises
+    ------
+    SettingsError
+        When ``steps`` >= T (nothing of ``x`` would remain).
+
+    Examples
+    --------
+    >>> from stimuli.steps import step
+    >>> delay(step(length_steps=6, onset_steps=2), steps=3).values
+    array([0., 0., 0., 0., 0., 1.])
+    """
+    T = x.sizes["time"]
+    if steps >= T:
+        raise SettingsError(
+            f"delay: setting 'steps' = {steps} is not shorter than the input '{x.name}' "
+            f"({T} steps); nothing of it would remain; fix: use steps <= {T - 1} or a longer input"
+        )
+    shifted = x.roll(time=steps, roll_coords=False)
+    keep = xr.DataArray(np.arange(T) >= steps, dims="time")
+    out = shifted.where(keep, x.isel(time=0, drop=True))
+    return _finish("delay", out, {**x.attrs, "steps": steps},
+                   f"({x.name}) delayed by {steps} steps")
