@@ -1,0 +1,9 @@
+"""Numeric kernels: isolated-cell simulation of LSTM, GRU and vanilla RNN cells (CPU and CUDA).
+
+Imports only numpy and numba. ``kernels.cuda`` is imported on first use of ``backend="cuda"``; no GPU
+is detected at import time.
+"""
+
+from kernels.cells import GATES, TRACES, BackendUnavailable, isolate, simulate
+
+__all__ = ["GATES", "TRACES", "BackendUnavailable", "isolate", "simulate"]

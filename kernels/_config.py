@@ -1,0 +1,24 @@
+"""Numba compilation options and work-partition sizes of every kernel, in one place.
+
+``fastmath`` stays off: it would let LLVM assume no NaN/inf, which breaks NaN propagation from the
+stimulus to the output. ``error_model="numpy"`` drops Python's zero-division checks, which would
+otherwise prevent the inner (cells) loop from vectorizing.
+
+Note: Numba's on-disk cache (``cache=True``) keys a kernel on its own source file only; after editing
+``kernels/_math.py`` delete ``kernels/__pycache__`` so the CPU kernel is recompiled.
+"""
+
+#: Options of scalar helpers (activations, one-cell steps) shared by the CPU and CUDA kernels.
+JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+
+#: Options of the CPU-parallel kernel.
+PARALLEL = {**JIT, "parallel": True}
+
+#: Cells per parallel work item of the CPU kernel (the vectorized inner loop runs over them).
+BLOCK_CELLS = 256
+
+#: Time steps buffered per block before the transposed write-out to the (cell, stimulus, time) output.
+BLOCK_STEPS = 32
+
+#: Threads per CUDA block (one thread per (cell, stimulus)).
+CUDA_THREADS = 128

@@ -1,0 +1,119 @@
+"""CPU-parallel isolated-cell kernel (Numba).
+
+Layout: the parallel work items are (block of ``BLOCK_CELLS`` cells, stimulus) pairs. Inside one,
+time is the outer loop and the cells of the block the inner loop, which LLVM vectorizes (the float32
+activations are branch-free rational functions for that purpose). Each work item copies its
+parameters into one flat local array, keeps its state in another and buffers ``BLOCK_STEPS`` steps of
+every recorded variable in a third, each row at a compile-time-constant offset (``k * BC``): LLVM then
+needs only a few run-time alias checks and vectorizes; with separate 2-D views it gives up ("too many
+memory checks"). Indices inside the step loops are unsigned (``uint64``) so that Numba emits no
+negative-index wraparound, which LLVM would otherwise treat as an unsafe indirect dependence. The buffered steps are written out transposed, so the output keeps its
+(cell, stimulus, time) layout without a separate transpose pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from kernels._config import BLOCK_CELLS as BC
+from kernels._config import BLOCK_STEPS as BS
+from kernels._config import JIT, PARALLEL
+from kernels._math import gru_cell, lstm_cell, rnn_cell
+
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
+UBC = np.uint64(BC)
+R = tuple(np.uint64(k * BC) for k in range(12))  # offset of row k of the local parameters / state
+V = tuple(np.uint64(k * BS * BC) for k in range(6))  # offset of recorded variable k in the buffer
+
+
+@njit(**JIT)
+def _lstm_steps(p, st, buf, m, x, tt):
+    """One step of the block's m cells: state st = [h | c], buffer rows h, c, i, f, g, o."""
+    for j in range(m):  # m, tt, j unsigned: see module docstring
+        h, c, i, f, g, o = lstm_cell(x, st[j], st[R[1] + j],
+                                     p[j], p[R[1] + j], p[R[2] + j], p[R[3] + j],
+                                     p[R[4] + j], p[R[5] + j], p[R[6] + j], p[R[7] + j],
+                                     p[R[8] + j], p[R[9] + j], p[R[10] + j], p[R[11] + j])
+        st[j] = h
+        st[R[1] + j] = c
+        b = tt * UBC + j
+        buf[b] = h
+        buf[V[1] + b] = c
+        buf[V[2] + b] = i
+        buf[V[3] + b] = f
+        buf[V[4] + b] = g
+        buf[V[5] + b] = o
+
+
+@njit(**JIT)
+def _gru_steps(p, st, buf, m, x, tt):
+    """One step of the block's m cells: state st = [h], buffer rows h, r, z, n."""
+    for j in range(m):  # m, tt, j unsigned: see module docstring
+        h, r, z, n = gru_cell(x, st[j], p[j], p[R[1] + j], p[R[2] + j], p[R[3] + j],
+                              p[R[4] + j], p[R[5] + j], p[R[6] + j], p[R[7] + j],
+                              p[R[8] + j], p[R[9] + j])
+        st[j] = h
+        b = tt * UBC + j
+        buf[b] = h
+        buf[V[1] + b] = r
+        buf[V[2] + b] = z
+        buf[V[3] + b] = n
+
+
+@njit(**JIT)
+def _rnn_steps(p, st, buf, m, x, tt, relu):
+    """One step of the block's m cells: state st = [h], buffer row h."""
+    for j in range(m):  # m, tt, j unsigned: see module docstring
+        h = rnn_cell(x, st[j], p[j], p[R[1] + j], p[R[2] + j], relu)
+        st[j] = h
+        buf[tt * UBC + j] = h
+
+
+@njit(**JIT)
+def _write_block(dst, buf, row, m, u0, s, t0, nt):
+    """dst[u0 + j, s, t0 + tt] = buffer row ``row`` at (tt, j): the block, transposed to (cell, time)."""
+    for j in range(m):
+        for tt in range(nt):
+            dst[u0 + j, s, t0 + tt] = buf[(row * BS + tt) * BC + j]
+
+
+@njit(**PARALLEL)
+def simulate_cpu(code, P, x, h0, c0, out, tr, want_traces):
+    """Fill ``out`` (n, S, T) and, when ``want_traces``, ``tr`` (K, n, S, T) in place.
+
+    ``code`` is LSTM/GRU/RNN_TANH/RNN_RELU; ``P`` the (rows, n) parameter layout of
+    :func:`kernels.cells.prepare`; ``x`` (S, T); ``h0``, ``c0`` scalars of the dtype of ``P``.
+    """
+    rows, n = P.shape
+    S, T = x.shape
+    K = tr.shape[0]
+    n_blocks = (n + BC - 1) // BC
+    for job in prange(n_blocks * S):
+        blk = job // S
+        s = job - blk * S
+        u0 = blk * BC
+        m = min(BC, n - u0)
+        p = np.zeros(rows * BC, dtype=P.dtype)
+        for k in range(rows):
+            for j in range(m):
+                p[k * BC + j] = P[k, u0 + j]
+        st = np.empty(2 * BC, dtype=P.dtype)
+        st[:BC] = h0
+        st[BC:] = c0
+        buf = np.empty((K + 1) * BS * BC, dtype=P.dtype)
+        for t0 in range(0, T, BS):
+            nt = min(BS, T - t0)
+            for tt in range(nt):
+                xt = x[s, t0 + tt]
+                um, utt = np.uint64(m), np.uint64(tt)
+                if code == LSTM:
+                    _lstm_steps(p, st, buf, um, xt, utt)
+                elif code == GRU:
+                    _gru_steps(p, st, buf, um, xt, utt)
+                else:
+                    _rnn_steps(p, st, buf, um, xt, utt, code == RNN_RELU)
+            _write_block(out, buf, 0, m, u0, s, t0, nt)
+            if want_traces:
+                for k in range(K):
+                    _write_block(tr[k], buf, k + 1, m, u0, s, t0, nt)
