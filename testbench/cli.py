@@ -102,12 +102,19 @@ def _cmd_zoo(args) -> int:
 
     manifest_path = W.zoo_dir() / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    entries = manifest.get("networks", manifest) if isinstance(manifest, dict) else {}
+    rows = []
     for name in W.zoo_names():
-        e = entries.get(name, {}) if isinstance(entries, dict) else {}
+        e = manifest.get(name, {})
+        rows.append((e.get("dataset", name), e.get("size", 0), name, e))
+    print(f"{'weights':<18} {'dataset':<8} {'cells':>5}  {'test score':<22} {'baseline':<22}")
+    for dataset, size, name, e in sorted(rows):
+        metric = e.get("metric", "")
         score = e.get("test_score")
-        extra = f"  test {e.get('metric', 'score')} {score:.4g}" if isinstance(score, float) else ""
-        print(f"zoo:{name}{extra}")
+        base = e.get("baseline")
+        score_text = f"{metric} {score:.4g}" if isinstance(score, float) else "?"
+        base_text = (f"{e.get('baseline_kind', '')} {base:.4g}" if isinstance(base, float) else "")
+        print(f"zoo:{name:<14} {dataset:<8} {size:>5}  {score_text:<22} {base_text:<22}")
+    print("use as `weights: zoo:NAME` in a graph; manifest: " + str(manifest_path))
     return 0
 
 
@@ -210,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; no partial store was left in place", file=sys.stderr)
         return 130
