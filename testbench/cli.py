@@ -130,7 +130,7 @@ def _cmd_train(args) -> int:
     from testbench.training import train
 
     path, entry = train(args.dataset, args.size, args.seed, variant=args.variant, epochs=args.epochs,
-                        out=args.output, data_dir=args.data_dir)
+                        out=args.output, data_dir=args.data_dir, progress=not args.no_progress)
     print(f"wrote {path}: test {entry.get('metric', 'score')} {entry.get('test_score')}")
     return 0
 
@@ -195,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--variant", help="dataset variant (e.g. mnist: row | pixel)")
     t.add_argument("--epochs", type=int)
-    t.add_argument("-o", "--output", help="weights file (default: zoo naming in ./models/)")
+    t.add_argument("-o", "--output", help="weights file (default: ./DATASET-SIZE.h5; its manifest.json "
+                                          "entry is written beside it)")
     t.add_argument("--data-dir", help="dataset folder (default: $TESTBENCH_DATA or ~/.cache/testbench)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="recompute a network's test score from its exported weights")
