@@ -8,7 +8,6 @@ simulator (``NUMBA_ENABLE_CUDASIM=1``, set before numba.cuda is first imported) 
 
 from __future__ import annotations
 
-import numpy as np
 from numba import cuda
 
 from kernels._config import CUDA_THREADS
