@@ -48,8 +48,8 @@ def _network_key(net: W.Network, path) -> tuple[str, int]:
 def _load_networks(sources, cell_type_wanted, layer):
     """Load and check every network; key them by (dataset, network_size).
 
-    Returns ``nets`` {(dataset, size): (Network, source)}, the provenance list, the sorted
-    ``datasets`` and ``sizes`` of the result grid, and the input size m of ``layer``.
+    Returns ``nets`` {(dataset, size): (Network, source)}, the provenance list, and the sorted
+    ``datasets`` and ``sizes`` of the result grid.
     """
     nets, prov = {}, []
     for src in sources:
@@ -78,15 +78,24 @@ def _load_networks(sources, cell_type_wanted, layer):
                      "dataset": key[0], "network_size": key[1], "cell_type": net.cell_type})
     datasets = sorted({k[0] for k in nets})
     sizes = sorted({k[1] for k in nets})
-    m = next(iter(nets.values()))[0].layers[layer].W_ih.shape[1]
-    for net, src in nets.values():
-        if net.layers[layer].W_ih.shape[1] != m:
-            raise SettingsError(
-                f"setting 'weights': {src} has {net.layers[layer].W_ih.shape[1]} input channels in "
-                f"layer {layer}, others have {m}; networks characterized together must share their "
-                "input size; fix: characterize them in separate runs"
-            )
-    return nets, prov, datasets, sizes, m
+    return nets, prov, datasets, sizes
+
+
+def _vectors(nets, layer, channels, dtype):
+    """Each network's input-channel vectors, and the shared ``channel`` coordinate (or None)."""
+    vecs, chans = {}, {}
+    for key, (net, src) in nets.items():
+        v, chan = _channel_vectors(channels, net.layers[layer].W_ih.shape[1])
+        vecs[key] = v.astype(dtype)
+        chans[None if chan is None else tuple(chan)] = src
+    if len(chans) > 1:
+        raise SettingsError(
+            f"setting 'channels': 'each' needs networks with equal input sizes, but "
+            f"{' and '.join(f'{src} has {len(c)}' for c, src in chans.items())} input channels; "
+            "fix: characterize them in separate runs, or use channels: all"
+        )
+    chan = next(iter(chans))
+    return vecs, None if chan is None else list(chan)
 
 
 def _n_cells(nets, datasets, sizes) -> xr.DataArray:
@@ -109,14 +118,14 @@ def _params(nets, datasets, sizes, layer, vecs, chan, dtype):
     first = next(iter(nets.values()))[0]
     G = first.gates
     n_dir = max(net.directions for net, _ in nets.values())
-    shape = (len(datasets), len(sizes), max(sizes), len(vecs), n_dir, G)
+    shape = (len(datasets), len(sizes), max(sizes), len(chan or [None]), n_dir, G)
     arrays = {k: np.full(shape, np.nan, dtype=dtype) for k in ("a", "r", "bi", "bh")}
     for (ds_name, size), (net, src) in nets.items():
         L = net.layers[layer]
         i, j = datasets.index(ds_name), sizes.index(size)
         for d, suffix in enumerate(("", W.REVERSE_SUFFIX)[: net.directions]):
             mats = [getattr(L, name + suffix).astype(dtype) for name in ("W_ih", "W_hh", "b_ih", "b_hh")]
-            for c, v in enumerate(vecs):
+            for c, v in enumerate(vecs[(ds_name, size)]):
                 for k, val in zip(("a", "r", "bi", "bh"), kernels.isolate(*mats, net.cell_type, v)):
                     arrays[k][i, j, :size, c, d] = val
     coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(max(sizes)),
@@ -177,7 +186,7 @@ def _in_network(nets, datasets, sizes, layer, vecs, chan, x: xr.DataArray) -> xr
     import dask.array as da
 
     n_max, xv = max(sizes), np.ascontiguousarray(x.values)
-    block_shape = (n_max, len(vecs)) + xv.shape
+    block_shape = (n_max, len(chan or [None])) + xv.shape
     grid = []
     for ds_name in datasets:
         row = []
@@ -187,7 +196,8 @@ def _in_network(nets, datasets, sizes, layer, vecs, chan, x: xr.DataArray) -> xr
                 continue
             net = nets[(ds_name, size)][0]
             layers = [(L.W_ih, L.W_hh, L.b_ih, L.b_hh) for L in net.layers[: layer + 1]]
-            task = dask.delayed(guard(_network_block), pure=True)(net.cell_type, layers, vecs,
+            task = dask.delayed(guard(_network_block), pure=True)(net.cell_type, layers,
+                                                                  vecs[(ds_name, size)],
                                                                   n_max, xv)
             row.append(da.from_delayed(task, block_shape, dtype=xv.dtype))
         grid.append(da.stack(row))
@@ -214,7 +224,7 @@ def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, l
     if "time" not in stimulus.dims:
         raise SettingsError("input 'stimulus' has no 'time' dimension; fix: connect a stimulus node")
     sources = [weights] if isinstance(weights, str) else list(weights)
-    nets, prov, datasets, sizes, m = _load_networks(sources, cell_types, layer)
+    nets, prov, datasets, sizes = _load_networks(sources, cell_types, layer)
     if mode == "in_network" and any(net.directions > 1 for net, _ in nets.values()):
         raise SettingsError(
             "setting 'mode': 'in_network' does not support bidirectional networks yet; fix: use "
@@ -227,8 +237,7 @@ def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, l
             "leave them at their defaults (the whole network starts from a zero state)"
         )
     cell_type = next(iter(nets.values()))[0].cell_type
-    vecs, chan = _channel_vectors(channels, m)
-    vecs = vecs.astype(dtype)
+    vecs, chan = _vectors(nets, layer, channels, dtype)
     x = stimulus.astype(dtype).transpose(..., "time")
     if mode == "in_network":
         resp = _in_network(nets, datasets, sizes, layer, vecs, chan, x)

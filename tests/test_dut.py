@@ -120,3 +120,14 @@ def test_cuda_backend_without_gpu_is_a_clear_error(lstm_file):
     with pytest.raises(BackendError, match=r"'cuda' was asked for but no CUDA GPU is available here; "
                                            r"fix: use backend: cpu"):
         lstm_cells(stim(), weights=str(lstm_file), backend="cuda")
+
+
+def test_networks_with_different_input_sizes_share_a_grid_unless_channels_each(tmp_path):
+    one = W.save(random_network(n=3, m=1, seed=1, dataset="a"), tmp_path / "a.h5")
+    four = W.save(random_network(n=5, m=4, seed=2, dataset="b"), tmp_path / "b.h5")
+    x = stim()
+    resp = lstm_cells(x, weights=[str(one), str(four)]).load()
+    assert resp.sizes["dataset"] == 2 and list(resp.network_size.values) == [3, 5]
+    with pytest.raises(SettingsError, match=r"'each' needs networks with equal input sizes, but "
+                                            r".*a\.h5 has 1 and .*b\.h5 has 4 input channels"):
+        lstm_cells(x, weights=[str(one), str(four)], channels="each")
