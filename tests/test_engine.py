@@ -261,3 +261,10 @@ def test_cli_run_then_show_prints_mean_and_std(tmp_path, lstm_file, capsys):
     assert f"{float(delta.mean()):.4g} ± {float(delta.std()):.3g}" in out
     assert cli.main(["show", str(tmp_path / "nothing.zarr")]) == 2
     assert "is not a result store" in capsys.readouterr().err
+
+
+def test_output_may_be_a_url_zarr_accepts(lstm_file):
+    target = "memory://testbench/r.zarr"
+    out = run_text(graph_text("results/unused.zarr", lstm_file), output=target)
+    assert out == target
+    assert xr.open_zarr(target).metrics.sizes["cell"] == 6
