@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
 
+    from testbench.report import add_report_command
+
+    add_report_command(sub)
+
     ev = sub.add_parser("evaluate", help="recompute a network's test score from its exported weights")
     ev.add_argument("weights")
     ev.add_argument("--data-dir")

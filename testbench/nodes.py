@@ -6,7 +6,7 @@ annotation with :class:`Range` (``Annotated[float, Range(gt=0)]``) or ``Literal[
 ``Parameters`` section documents each setting and is what ``testbench nodes`` prints.
 
 Built-in nodes register when :func:`load_builtins` imports the ``stimuli`` and ``analyzers``
-packages and :mod:`testbench.dut`. Third-party nodes register through the entry-point group
+packages, :mod:`testbench.dut`, :mod:`testbench.ablation` and :mod:`testbench.sinks`. Third-party nodes register through the entry-point group
 ``testbench.nodes`` or are referenced from YAML directly as ``package.module:function``.
 
 Examples
@@ -300,7 +300,7 @@ def load_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    for mod in ("stimuli", "analyzers", "testbench.dut", "testbench.sinks"):
+    for mod in ("stimuli", "analyzers", "testbench.dut", "testbench.ablation", "testbench.sinks"):
         importlib.import_module(mod)
     from importlib.metadata import entry_points
 

@@ -1,0 +1,421 @@
+"""Ablation: knock out each cell of a trained network in turn and measure the change of its test error.
+
+A knock-out replaces what a cell *emits* at every step (the hidden output ``h_u`` seen by the layer's
+own recurrence and by the readout), *including the initial state* ``h_0`` that the first step reads;
+an LSTM's internal cell state is left alone:
+
+* ``zero``: ``h_u = 0``, so the cell reaches neither the other cells nor the readout;
+* ``mean``: ``h_u`` = the cell's mean output of the intact network over every step of every evaluated
+  test sequence (the "mean activation on the data");
+* ``clamp``: ``h_u`` = a given constant.
+
+All knock-out variants of a network (one per cell, plus the intact network) run in one batched pass:
+variant ``k`` multiplies the hidden output by ``mask[k]`` and adds ``offset[k]`` at every step and to
+the initial state. Replacing ``h_0`` too makes a ``mean``/``clamp`` cell a constant source from the
+start, i.e. exactly the model copy whose recurrent and readout biases absorb the cell's value (the
+masks of :func:`kernels.network.forward` leave ``h_0 = 0``, which differs at the first step). The
+test error is the network's own metric on its own test split, rebuilt from its weights metadata as
+:func:`testbench.training.evaluate` does: misclassification rate (classification, in [0, 1]) or MAE
+in the dataset's units (forecasting). The *impact* of a cell is the knocked-out error minus the intact
+error (positive: the network needs the cell).
+
+:func:`forward_copies` is the slow, obviously correct reference: one modified copy of the network per
+variant, each run with :func:`kernels.network.forward`. Tests compare the batched pass against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated, Literal
+
+import numpy as np
+import xarray as xr
+
+from testbench import data as D
+from testbench import weights as W
+from testbench.errors import SettingsError, WeightsError
+from testbench.nodes import Range, analyzer
+
+MODES = ("zero", "mean", "clamp")
+#: Rows (variants x sequences) of one batched block; bounds memory to about
+#: ``rows * 4 * N * 8`` bytes (64 MiB for N = 128 and the default).
+DEFAULT_ROWS = 16384
+#: Sequences per chunk when computing the mean activation of the intact network.
+MEAN_CHUNK = 2048
+
+
+def test_set(net: W.Network, *, data_dir=None, max_sequences: int | None = None, seed: int = 0
+             ) -> D.Dataset:
+    """The test split a trained network is scored on, optionally a seeded random subset of it.
+
+    Rebuilt from the weights metadata (dataset, variant, window, normalization) exactly as
+    :func:`testbench.training.evaluate` does, so the intact error equals the recorded test score
+    when the whole split is used.
+
+    Parameters
+    ----------
+    net : Network
+        A network written by :func:`testbench.training.train` (its metadata names the dataset).
+    data_dir : str or Path, optional
+        Data folder (see :func:`testbench.data.data_root`).
+    max_sequences : int, optional
+        Keep at most this many test sequences (>= 1), drawn without replacement with ``seed`` and
+        kept in their original order; ``None`` keeps the whole split.
+    seed : int
+        Seed of the subset draw, >= 0.
+
+    Returns
+    -------
+    Dataset
+        The dataset with its ``test`` split replaced by the subset (train/val untouched).
+
+    Raises
+    ------
+    WeightsError
+        The metadata lacks what is needed to rebuild the test set.
+    DataError
+        Missing or corrupt data files.
+    """
+    meta = net.metadata
+    missing = [k for k in ("dataset", "variant", "window", "normalization") if k not in meta]
+    if missing:
+        raise WeightsError(
+            f"network '{meta.get('name', '?')}': metadata lacks {', '.join(missing)}; ablation needs "
+            "the training metadata written by testbench.training.train to rebuild the test set. "
+            "fix: retrain with `testbench train`, or ablate a zoo network"
+        )
+    normalization = meta["normalization"] if meta.get("task") == "regression" else None
+    ds = D.load(meta["dataset"], variant=meta["variant"], window=meta["window"],
+                normalization=normalization, data_dir=data_dir)
+    n = len(ds.test)
+    if max_sequences is None or max_sequences >= n:
+        return ds
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=max_sequences, replace=False))
+    s = ds.test
+    sub = D.Split(s.x[idx], s.y[idx], None if s.anchor is None else s.anchor[idx],
+                  None if s.truth is None else s.truth[idx])
+    return dataclasses.replace(ds, test=sub)
+
+
+def _layers(net: W.Network) -> list[tuple]:
+    return [(la.W_ih, la.W_hh, la.b_ih, la.b_hh) for la in net.layers]
+
+
+def mean_activation(net: W.Network, x: np.ndarray) -> np.ndarray:
+    """Mean hidden output of each last-layer cell of the intact network over all steps and sequences.
+
+    Parameters
+    ----------
+    net : Network
+    x : ndarray, (B, T, m)
+        Input sequences.
+
+    Returns
+    -------
+    ndarray, float64, (N,)
+        Dimensionless (a cell output).
+    """
+    from kernels.network import forward
+
+    total = np.zeros(net.hidden_size)
+    for a in range(0, len(x), MEAN_CHUNK):
+        h = forward(net.cell_type, _layers(net), None, None, x[a:a + MEAN_CHUNK], readout_mode="every")
+        total += h.sum(axis=(0, 1))
+    return total / (x.shape[0] * x.shape[1])
+
+
+def knockout_masks(n_cells: int, mode: str, *, values: np.ndarray | float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Mask and offset rows of the intact network followed by one knock-out per cell.
+
+    Parameters
+    ----------
+    n_cells : int
+        Cells N of the layer, >= 1.
+    mode : {'zero', 'mean', 'clamp'}
+        Knock-out mode (see the module docstring).
+    values : float or ndarray (N,)
+        Value the knocked-out cell emits: ignored for ``zero``; per-cell means for ``mean``; one
+        constant (or one per cell) for ``clamp``. Dimensionless.
+
+    Returns
+    -------
+    mask, offset : ndarray, float64, (N + 1, N)
+        Row 0 is the intact network (ones, zeros); row ``u + 1`` knocks out cell ``u``.
+    """
+    if mode not in MODES:
+        raise SettingsError(f"setting 'mode': {mode!r} is not one of {', '.join(MODES)}")
+    mask = np.ones((n_cells + 1, n_cells))
+    offset = np.zeros_like(mask)
+    cells = np.arange(n_cells)
+    mask[cells + 1, cells] = 0.0
+    if mode != "zero":
+        offset[cells + 1, cells] = np.broadcast_to(np.asarray(values, np.float64), (n_cells,))
+    return mask, offset
+
+
+def forward_copies(net: W.Network, x: np.ndarray, mask: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Reference: one modified copy of the network per variant, each run by :func:`kernels.network.forward`.
+
+    Replacing the last layer's output ``h`` by ``h * mask + offset`` is the same network as scaling
+    the columns of its ``W_hh`` and of the readout by ``mask`` and folding ``W @ offset`` into
+    their biases; each copy is built that way and run without masks.
+
+    Parameters
+    ----------
+    net : Network
+        One-layer network with a readout read at the last step.
+    x : ndarray, (B, T, m)
+    mask, offset : ndarray, (K, N)
+
+    Returns
+    -------
+    ndarray, float64, (K, B, n_out)
+    """
+    from kernels.network import forward
+
+    W_ih, W_hh, b_ih, b_hh = (np.asarray(a, np.float64) for a in _layers(net)[0])
+    Wr, br = np.asarray(net.readout_weight, np.float64), np.asarray(net.readout_bias, np.float64)
+    outs = []
+    for m, o in zip(mask, offset):
+        layer = (W_ih, W_hh * m, b_ih, b_hh + W_hh @ o)
+        outs.append(forward(net.cell_type, [layer], Wr * m, br + Wr @ o, x))
+    return np.stack(outs)
+
+
+def _lstm_last(W_ih, W_hh, b_ih, b_hh, x, mask, offset, rows):
+    """Last hidden output of a one-layer LSTM for every (variant, sequence): ``(K, B, N)``.
+
+    Gates i, f, o use ``sigmoid(a) = 0.5 + 0.5 tanh(a / 2)``; the halving is folded into their
+    weights (exact: a power of two), so one ``tanh`` call covers all four gates. Variants are
+    stacked with the sequences into the rows of one matrix per step: one GEMM for all of them.
+    """
+    K, N = mask.shape
+    B, T, _ = x.shape
+    half = np.ones(4 * N, x.dtype)
+    half[:2 * N] = half[3 * N:] = 0.5
+    Wh = np.ascontiguousarray((W_hh * half[:, None]).T)  # (N, 4N)
+    proj = (x @ (W_ih * half[:, None]).T + b_ih * half) + b_hh * half  # (B, T, 4N), all variants
+    proj = np.ascontiguousarray(proj.transpose(1, 0, 2))  # (T, B, 4N)
+    dtype = x.dtype
+    out = np.empty((K, B, N), dtype)
+    per = max(1, rows // B)
+    for k0 in range(0, K, per):
+        kk = min(per, K - k0)
+        R = kk * B
+        mk = np.repeat(mask[k0:k0 + kk], B, axis=0)
+        ok = np.repeat(offset[k0:k0 + kk], B, axis=0)
+        h, c = ok.copy(), np.zeros((R, N), dtype)  # h_0 = 0 * mask + offset
+        a, tmp = np.empty((R, 4 * N), dtype), np.empty((R, N), dtype)
+        a3 = a.reshape(kk, B, 4 * N)
+        for t in range(T):
+            np.matmul(h, Wh, out=a)
+            a3 += proj[t]
+            np.tanh(a, out=a)
+            for sl in (slice(0, 2 * N), slice(3 * N, 4 * N)):  # i, f and o: sigmoid from tanh
+                np.multiply(a[:, sl], 0.5, out=a[:, sl])
+                np.add(a[:, sl], 0.5, out=a[:, sl])
+            c *= a[:, N:2 * N]
+            np.multiply(a[:, :N], a[:, 2 * N:3 * N], out=tmp)
+            c += tmp
+            np.tanh(c, out=tmp)
+            tmp *= a[:, 3 * N:]
+            np.multiply(tmp, mk, out=h)
+            h += ok
+        out[k0:k0 + kk] = h.reshape(kk, B, N)
+    return out
+
+
+def forward_variants(net: W.Network, x: np.ndarray, mask: np.ndarray, offset: np.ndarray, *,
+                     rows: int = DEFAULT_ROWS, dtype: str = "float64") -> np.ndarray:
+    """Readout of every knock-out variant of a one-layer LSTM in one batched pass.
+
+    Parameters
+    ----------
+    net : Network
+        One-layer LSTM with a readout read at the last step (see :func:`check_network`).
+    x : ndarray, (B, T, m)
+        Input sequences, B, T >= 1.
+    mask, offset : ndarray, (K, N)
+        Per-variant multipliers and constants on the hidden output (and initial state).
+    rows : int
+        Variants x sequences per block, >= 1 (memory about ``rows * 4 * N * itemsize`` bytes).
+    dtype : {'float64', 'float32'}
+        Precision. float64 equals :func:`forward_copies` up to rounding (about 1e-15 relative);
+        float32 is about 2-3x faster and agrees to about 1e-6.
+
+    Returns
+    -------
+    ndarray, (K, B, n_out), of ``dtype``
+    """
+    x = np.asarray(x, dtype)
+    arrays = [np.asarray(a, dtype) for a in _layers(net)[0]]
+    h = _lstm_last(*arrays, x, np.asarray(mask, dtype), np.asarray(offset, dtype), rows)
+    return h @ np.asarray(net.readout_weight, dtype).T + np.asarray(net.readout_bias, dtype)
+
+
+def check_network(net: W.Network, src) -> None:
+    """Refuse networks the ablation cannot score.
+
+    Raises
+    ------
+    WeightsError
+        Unless ``net`` is a one-layer, unidirectional LSTM with a readout read at the last step
+        (the zoo's networks).
+    """
+    problems = []
+    if net.cell_type != "lstm":
+        problems.append(f"cell type {net.cell_type!r} (only 'lstm' is batched)")
+    if len(net.layers) != 1 or net.directions != 1:
+        problems.append(f"{len(net.layers)} layer(s), {net.directions} direction(s) (one of each)")
+    if net.readout_weight is None or net.readout_mode != "last":
+        problems.append("no readout" if net.readout_weight is None
+                        else f"readout mode {net.readout_mode!r} (needs 'last')")
+    if problems:
+        raise WeightsError(
+            f"{src}: cannot be ablated: {'; '.join(problems)}; ablation scores one-layer LSTMs with a "
+            "last-step readout, as trained by testbench.training.train; fix: ablate a zoo network"
+        )
+
+
+def ablate(net: W.Network, ds: D.Dataset, mode: str = "zero", *, clamp_value: float = 0.0,
+           rows: int = DEFAULT_ROWS, dtype: str = "float64") -> tuple[float, np.ndarray, np.ndarray]:
+    """Test error of the intact network and of each single-cell knock-out.
+
+    Parameters
+    ----------
+    net : Network
+        Trained network (last-step readout, unidirectional); its last layer's cells are knocked out.
+    ds : Dataset
+        Its dataset (:func:`test_set`); the ``test`` split is evaluated.
+    mode : {'zero', 'mean', 'clamp'}
+        Knock-out mode.
+    clamp_value : float
+        Output of a clamped cell (``clamp`` only), dimensionless; LSTM outputs lie in (-1, 1).
+    rows : int
+        Block size of the batched pass (see :func:`forward_variants`).
+    dtype : {'float64', 'float32'}
+        Precision of the batched pass (see :func:`forward_variants`).
+
+    Returns
+    -------
+    intact : float
+        Test error of the intact network (misclassification rate, or MAE in ``ds.units``).
+    errors : ndarray, (N,)
+        Test error with cell ``u`` knocked out.
+    values : ndarray, (N,)
+        What each knocked-out cell emitted (0, its mean, or ``clamp_value``).
+    """
+    check_network(net, net.metadata.get("name", "<network>"))
+    x = ds.test.x
+    N = net.hidden_size
+    values = {"zero": lambda: np.zeros(N), "mean": lambda: mean_activation(net, x),
+              "clamp": lambda: np.full(N, float(clamp_value))}[mode]()
+    mask, offset = knockout_masks(N, mode, values=values)
+    out = forward_variants(net, x, mask, offset, rows=rows, dtype=dtype)
+    scores = np.array([ds.score(o, "test") for o in out])
+    return float(scores[0]), scores[1:], values
+
+
+@analyzer("ablation")
+def ablation(
+    *,
+    weights: str | list[str] = "zoo:co2-128",
+    mode: Literal["zero", "mean", "clamp"] = "zero",
+    clamp_value: float = 0.0,
+    data_dir: str | None = None,
+    max_test_sequences: Annotated[int, Range(ge=1)] | None = None,
+    seed: Annotated[int, Range(ge=0)] = 0,
+    rows: Annotated[int, Range(ge=1)] = DEFAULT_ROWS,
+    dtype: Literal["float64", "float32"] = "float64",
+) -> xr.Dataset:
+    """Change of each network's test error when one cell at a time is knocked out.
+
+    Parameters
+    ----------
+    weights : str or list of str
+        Networks to ablate, as for ``lstm_cells``: ``zoo:<name>`` or a testbench ``.h5`` file
+        written by ``testbench train`` (its metadata names the dataset and test split). A list
+        gives one ``(dataset, network_size)`` grid; cells of smaller networks are NaN. Default
+        ``zoo:co2-128``.
+    mode : 'zero' | 'mean' | 'clamp'
+        What a knocked-out cell emits at every step: 0; its mean output over the evaluated test
+        sequences (all steps) in the intact network; or ``clamp_value``. Default ``zero``.
+    clamp_value : float
+        Output of a clamped cell (mode ``clamp``), dimensionless (LSTM outputs lie in (-1, 1)).
+        Default 0.
+    data_dir : str, optional
+        Data folder (default: ``$TESTBENCH_DATA`` or ``~/.cache/testbench``).
+    max_test_sequences : int, optional
+        Evaluate at most this many test sequences (>= 1), a seeded random subset; default all.
+    seed : int
+        Seed of that subset, >= 0. Default 0.
+    rows : int
+        Variants x sequences per batched block, >= 1; memory about ``rows * 4 * N * 8`` bytes.
+        Default 16384.
+    dtype : 'float64' | 'float32'
+        Precision of the batched pass: float64 gives the model-copy results to rounding; float32
+        is 2-3x faster and may flip the class of sequences with near-tied logits. Default float64.
+
+    Returns
+    -------
+    xr.Dataset
+        ``ablation_impact`` (dataset, network_size, cell): knocked-out minus intact test error
+        (positive: the cell helps); ``ablation_error`` (same dims): test error with the cell
+        knocked out; ``ablation_intact`` (dataset, network_size): intact test error;
+        ``ablation_value`` (dataset, network_size, cell): what the knocked-out cell emitted.
+        Coordinates ``error_metric`` and ``error_units`` (per dataset), ``n_test`` (sequences
+        evaluated). Padded cells and absent networks are NaN. Same ``dataset``/``network_size``/
+        ``cell`` coordinates as ``lstm_cells``, so it joins the ``metrics`` variable by cell.
+    """
+    sources = [weights] if isinstance(weights, str) else list(weights)
+    results, prov = {}, []
+    for src in sources:
+        path = W.resolve(src)
+        net = W.load(path)
+        check_network(net, src)
+        key = (str(net.metadata.get("dataset") or path.stem), net.hidden_size)
+        if key in results:
+            raise SettingsError(
+                f"setting 'weights': {src} is a second {key[1]}-cell network of dataset '{key[0]}'; "
+                "the result grid (dataset, network_size) needs each pair once; fix: ablate them in "
+                "separate runs"
+            )
+        ds = test_set(net, data_dir=data_dir, max_sequences=max_test_sequences, seed=seed)
+        intact, errors, values = ablate(net, ds, mode, clamp_value=clamp_value, rows=rows, dtype=dtype)
+        results[key] = (intact, errors, values, ds.metric, ds.units, len(ds.test))
+        prov.append({"source": str(src), "sha256": W.checksum(path), "dataset": key[0],
+                     "network_size": key[1]})
+    datasets = sorted({k[0] for k in results})
+    sizes = sorted({k[1] for k in results})
+    n_max = max(sizes)
+    grid = (len(datasets), len(sizes))
+    err = np.full(grid + (n_max,), np.nan)
+    val = np.full_like(err, np.nan)
+    intact_arr = np.full(grid, np.nan)
+    n_test = np.zeros(grid, np.int64)
+    metric, units = [""] * len(datasets), [""] * len(datasets)
+    for (d, s), (intact, errors, values, m, u, n) in results.items():
+        i, j = datasets.index(d), sizes.index(s)
+        err[i, j, :s], val[i, j, :s], intact_arr[i, j], n_test[i, j] = errors, values, intact, n
+        metric[i], units[i] = m, u
+    coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(n_max),
+              "error_metric": ("dataset", metric), "error_units": ("dataset", units),
+              "n_test": (("dataset", "network_size"), n_test)}
+    dims3, dims2 = ("dataset", "network_size", "cell"), ("dataset", "network_size")
+    common = {"mode": mode, "dtype": dtype, "weights": json.dumps(prov)}
+    return xr.Dataset(
+        {
+            "ablation_impact": (dims3, err - intact_arr[..., None], {
+                **common, "units": "error_units",
+                "description": "test error with the cell knocked out minus the intact test error"}),
+            "ablation_error": (dims3, err, {**common, "units": "error_units",
+                                            "description": "test error with the cell knocked out"}),
+            "ablation_intact": (dims2, intact_arr, {**common, "units": "error_units",
+                                                    "description": "test error of the intact network"}),
+            "ablation_value": (dims3, val, {**common, "units": "1",
+                                            "description": "output emitted by the knocked-out cell"}),
+        },
+        coords=coords,
+    )

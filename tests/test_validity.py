@@ -1,0 +1,177 @@
+"""Predictive-validity statistics and capacity fits against SciPy/statsmodels and exact cases."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+import xarray as xr
+from scipy import stats
+
+from testbench import capacity as C
+from testbench import validity as V
+from testbench.errors import SettingsError
+
+
+@pytest.fixture
+def tied():
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 8, 40).astype(float)          # many ties
+    y = x + rng.normal(0, 3, 40)
+    y[:6] = y[6]                                      # ties in y too
+    return x, y
+
+
+def test_rank_correlations_match_scipy(tied):
+    x, y = tied
+    r = V.rank_statistics(x, y, n_boot=10, n_perm=10)
+    assert r["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    assert r["kendall"] == pytest.approx(stats.kendalltau(x, y, variant="b").statistic, abs=1e-12)
+
+
+def test_row_functions_match_scipy_row_by_row():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(5, 9)), rng.normal(size=(5, 9))
+    np.testing.assert_allclose(V.spearman_rows(x, y), [stats.spearmanr(a, b).statistic
+                                                      for a, b in zip(x, y)], atol=1e-12)
+    np.testing.assert_allclose(V.kendall_rows(x, y), [stats.kendalltau(a, b).statistic
+                                                     for a, b in zip(x, y)], atol=1e-12)
+
+
+def test_monotone_relation_is_perfect():
+    x = np.arange(20.0)
+    r = V.rank_statistics(x, np.exp(x / 5), n_boot=200, n_perm=999, top_k=5)
+    assert r["spearman"] == r["kendall"] == 1.0
+    assert r["spearman_lo"] == r["spearman_hi"] == 1.0
+    assert r["p_perm"] == pytest.approx(1 / 1000)      # no permutation reaches |rho| = 1
+    assert (r["overlap"], r["overlap_random"]) == (1.0, 5 / 20)
+    assert r["p_overlap"] == pytest.approx(1 / 15504)  # one way in C(20, 5) to pick the same 5
+
+
+def test_permutation_p_value_converges_to_the_exact_enumeration():
+    x = np.array([0.3, 1.2, -0.5, 2.0, 0.9, -1.1])
+    y = np.array([0.1, 0.8, 0.2, 1.5, -0.3, -0.9])
+    rho = stats.spearmanr(x, y).statistic
+    perms = [stats.spearmanr(x, y[list(p)]).statistic for p in itertools.permutations(range(6))]
+    exact = np.mean(np.abs(perms) >= abs(rho) - 1e-12)
+    r = V.rank_statistics(x, y, n_boot=10, n_perm=20000, seed=5)
+    assert r["p_perm"] == pytest.approx(exact, abs=0.01)   # 4 binomial SDs at p ~ 0.2
+
+
+def test_bootstrap_interval_covers_and_narrows():
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (30, 300):
+        x = rng.normal(size=n)
+        y = x + rng.normal(size=n)
+        r = V.rank_statistics(x, y, n_boot=400, n_perm=10)
+        assert r["spearman_lo"] < r["spearman"] < r["spearman_hi"]
+        assert r["kendall_lo"] < r["kendall"] < r["kendall_hi"]
+        widths.append(r["spearman_hi"] - r["spearman_lo"])
+    assert widths[1] < widths[0] / 2                 # ~ 1/sqrt(n): 10x cells, ~3x narrower
+
+
+def test_top_k_overlap_and_hypergeometric_tail():
+    x = np.arange(10.0)
+    y = np.array([9, 8, 0, 1, 2, 3, 4, 5, 7, 6.0])   # top-3 by x: cells 9, 8, 7; by y: 0, 1, 8
+    r = V.rank_statistics(x, y, n_boot=5, n_perm=5, top_k=3)
+    assert r["overlap"] == pytest.approx(1 / 3)
+    assert r["p_overlap"] == pytest.approx(stats.hypergeom(10, 3, 3).sf(0))
+
+
+def test_nan_pairs_dropped_and_too_few_cells_give_nan():
+    r = V.rank_statistics([1, np.nan, 3, 4, 5], [1, 2, np.nan, 4, 5], n_boot=5, n_perm=5)
+    assert r["n"] == 3 and r["spearman"] == 1.0
+    r = V.rank_statistics([1, 2, np.nan], [1, 2, 3])
+    assert r["n"] == 2 and np.isnan(r["spearman"]) and np.isnan(r["p_perm"])
+
+
+def test_rank_statistics_refuses_bad_arguments():
+    with pytest.raises(SettingsError, match=r"metric has 3 values but impact has 2"):
+        V.rank_statistics([1, 2, 3], [1, 2])
+    with pytest.raises(SettingsError, match=r"n_boot=0 is out of range; rule: >= 1"):
+        V.rank_statistics([1, 2, 3], [1, 2, 3], n_boot=0)
+
+
+def test_moving_trend_matches_a_plain_loop():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=25), rng.normal(size=25)
+    x[3] = np.nan
+    f = V.moving_trend(x, y, window=5)
+    order = np.argsort(np.where(np.isnan(x), np.inf, x))[:24]
+    np.testing.assert_array_equal(f["cell"], order)
+    ys = y[order]
+    mean = [ys[max(0, i - 2):i + 3].mean() for i in range(24)]
+    std = [ys[max(0, i - 2):i + 3].std() for i in range(24)]
+    np.testing.assert_allclose(f["trend"], mean, rtol=1e-12)
+    np.testing.assert_allclose(f["spread"], std, rtol=1e-12, atol=1e-15)
+
+
+def _store(rng):
+    """Two datasets, sizes 32/64/128: impact = delta_response exactly in 'a', noise in 'b'."""
+    sizes = [32, 64, 128]
+    metric = np.full((2, 3, 128, 2), np.nan)
+    for j, n in enumerate(sizes):
+        metric[:, j, :n, 0] = rng.normal(size=(2, n))                      # delta_response
+        metric[:, j, :n, 1] = (3.0 / n) * rng.uniform(0.5, 1.5, (2, n))    # amplitude ~ 1/N
+    coords = {"dataset": ["a", "b"], "network_size": sizes, "cell": np.arange(128),
+              "metric": ["delta_response", "amplitude"]}
+    metrics = xr.DataArray(metric, dims=("dataset", "network_size", "cell", "metric"), coords=coords)
+    impact = xr.full_like(metrics.isel(metric=0, drop=True), np.nan)
+    impact.loc[dict(dataset="a", network_size=128)] = metrics.sel(dataset="a", network_size=128,
+                                                                  metric="delta_response")
+    impact.loc[dict(dataset="b", network_size=128)] = rng.normal(size=128)
+    return xr.Dataset({"metrics": metrics, "ablation_impact": impact})
+
+
+def test_validity_table_per_network_and_magnitude():
+    ds = _store(np.random.default_rng(5))
+    t = V.validity_table(ds, n_boot=50, n_perm=200)
+    assert list(t.index.names) == ["dataset", "network_size", "metric"]
+    assert len(t) == 2 * 2 * 2                          # datasets x metrics x (m, |m|); only N=128
+    assert t.loc[("a", 128, "delta_response"), "spearman"] == 1.0
+    assert abs(t.loc[("b", 128, "delta_response"), "spearman"]) < 0.3
+    x = ds.metrics.sel(dataset="b", network_size=128, metric="delta_response")
+    y = ds.ablation_impact.sel(dataset="b", network_size=128)
+    asymptotic = stats.spearmanr(x, y).pvalue
+    assert t.loc[("b", 128, "delta_response"), "p_perm"] == pytest.approx(asymptotic, abs=0.02)
+
+
+def test_validity_table_refuses_unselected_sweeps():
+    ds = _store(np.random.default_rng(5))
+    ds = ds.expand_dims(frequency=[0.01, 0.05])
+    with pytest.raises(SettingsError, match=r"dims \['frequency'\] have several values"):
+        V.validity_table(ds)
+
+
+def test_power_law_exact_and_against_statsmodels():
+    N = np.array([32, 64, 128, 192, 256, 320.0])
+    fit = C.power_law(N, 5.0 * N ** -1.0)
+    assert fit["exponent"] == pytest.approx(-1.0, abs=1e-12)
+    assert fit["prefactor"] == pytest.approx(5.0, rel=1e-12)
+    y = 5.0 * N ** -0.8 * np.exp(np.random.default_rng(6).normal(0, 0.1, N.size))
+    fit = C.power_law(N, y)
+    ols = sm.OLS(np.log(y), sm.add_constant(np.log(N))).fit()
+    lo, hi = ols.conf_int(0.05)[1]
+    assert (fit["exponent_lo"], fit["exponent"], fit["exponent_hi"]) == pytest.approx(
+        (lo, ols.params[1], hi), rel=1e-10)
+    assert fit["r2"] == pytest.approx(ols.rsquared, rel=1e-10)
+
+
+def test_power_law_drops_nonpositive_points_and_needs_three():
+    fit = C.power_law([1, 2, 4, 8], [1.0, 0.0, np.nan, 0.125])
+    assert fit["n_points"] == 2 and np.isnan(fit["exponent"])
+    with pytest.raises(SettingsError, match=r"level=1.5 is out of range"):
+        C.power_law([1, 2, 3], [1, 2, 3], level=1.5)
+
+
+def test_capacity_table_recovers_inverse_size_scaling():
+    ds = _store(np.random.default_rng(7))
+    t = C.capacity_table(ds.metrics)
+    amp = t.loc[("a", "amplitude")]
+    assert amp["exponent_lo"] < -1.0 < amp["exponent_hi"]
+    assert amp["exponent"] == pytest.approx(-1.0, abs=0.1)
+    delta = t.loc[("a", "delta_response")]             # mean |N(0,1)| does not depend on N
+    assert delta["exponent"] == pytest.approx(0.0, abs=0.15)
