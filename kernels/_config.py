@@ -5,7 +5,7 @@ stimulus to the output. ``error_model="numpy"`` drops Python's zero-division che
 otherwise prevent the inner (cells) loop from vectorizing.
 
 Note: Numba's on-disk cache (``cache=True``) keys a kernel on its own source file only; after editing
-``kernels/_math.py`` delete ``kernels/__pycache__`` so the CPU kernel is recompiled.
+``kernels/_math.py`` or this file delete ``kernels/__pycache__`` so the CPU kernel is recompiled.
 """
 
 #: Options of scalar helpers (activations, one-cell steps) shared by the CPU and CUDA kernels.
@@ -15,10 +15,10 @@ JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
 PARALLEL = {**JIT, "parallel": True}
 
 #: Cells per parallel work item of the CPU kernel (the vectorized inner loop runs over them).
-BLOCK_CELLS = 256
+BLOCK_CELLS = 128
 
 #: Time steps buffered per block before the transposed write-out to the (cell, stimulus, time) output.
-BLOCK_STEPS = 32
+BLOCK_STEPS = 16
 
 #: Threads per CUDA block (one thread per (cell, stimulus)).
 CUDA_THREADS = 128

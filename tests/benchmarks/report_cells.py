@@ -31,18 +31,18 @@ def main() -> None:
     n, T = B.MAIN
     params, x = B.lstm_problem(n, T)
     rows = []  # (implementation, size, seconds, cell-steps)
-    rows.append(("numba CPU kernel", f"n={n} T={T}", best_time(B.run_numba, params, x, repeat=5),
+    rows.append(("numba CPU kernel", f"n={n} T={T}", best_time(B.run_numba, params, x, repeat=20),
                  B.cell_steps(n, T)))
     rows.append(("NumPy loop (vectorized over cells)", f"n={n} T={T}",
                  best_time(B.run_numpy, params, x, repeat=2), B.cell_steps(n, T)))
     sub = tuple(p[:B.TORCH_CELLS] for p in params)
     rows.append((f"torch one-unit nn.LSTM loop ({B.TORCH_CELLS} cells, scaled)", f"n={n} T={T}",
-                 best_time(B.run_torch, B.torch_cells(sub), x, repeat=3),
+                 best_time(B.run_torch, B.torch_cells(sub), x, repeat=5),
                  B.cell_steps(B.TORCH_CELLS, T)))
     scaling = []
     for sn, sT in B.SLOPE_SIZES:
         p, xs = B.lstm_problem(sn, sT)
-        sec = best_time(B.run_numba, p, xs, repeat=5)
+        sec = best_time(B.run_numba, p, xs, repeat=20)
         scaling.append((B.cell_steps(sn, sT), sec))
         rows.append(("numba CPU kernel", f"n={sn} T={sT}", sec, B.cell_steps(sn, sT)))
     rate = {name: steps / sec for name, _, sec, steps in rows[:3]}
