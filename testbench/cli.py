@@ -69,7 +69,7 @@ def _cmd_nodes(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from testbench.reports import format_summary, summary
+    from testbench.report import format_summary, summary
     from testbench.store import open_store
 
     ds = open_store(args.store)

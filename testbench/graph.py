@@ -24,7 +24,6 @@ are the function's defaults updated with what the graph gives.
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,9 +475,3 @@ def _toposort(decls, raw_inputs, nodes, out: _Collector) -> dict[str, NodeDecl]:
 def _show(value) -> str:
     text = repr(value if not hasattr(value, "items") else dict(value))
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def sweep_points(decl: NodeDecl) -> list[dict[str, Any]]:
-    """All combinations of a node's swept settings, in grid order (first sweep key outermost)."""
-    keys = list(decl.sweep)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(decl.sweep[k] for k in keys))]

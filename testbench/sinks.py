@@ -21,7 +21,7 @@ def summary_table(metrics: xr.DataArray, *, path: str = "results/summary.csv") -
         Destination CSV file; a ``.md`` suffix writes a Markdown table instead. Default
         ``results/summary.csv``.
     """
-    from testbench.reports import format_summary, summary
+    from testbench.report import format_summary, summary
 
     table = summary(metrics)
     out = Path(path)
