@@ -58,6 +58,17 @@ def _units(a: xr.DataArray, b: xr.DataArray) -> tuple[str, str]:
     return str(a.attrs.get("units", "1")), str(b.attrs.get("units", "1"))
 
 
+def _same_units(node: str, a: xr.DataArray, b: xr.DataArray, rule: str) -> str:
+    """The inputs' common units; a SettingsError stating ``rule`` when they differ."""
+    ua, ub = _units(a, b)
+    if ua != ub:
+        raise SettingsError(
+            f"{node}: input a ('{a.name}') is in units '{ua}' but input b ('{b.name}') in '{ub}'; "
+            f"{rule}; fix: scale one input into the other's units"
+        )
+    return ua
+
+
 def _finish(name: str, out: xr.DataArray, attrs: dict, description: str) -> xr.DataArray:
     out = out.transpose(..., "time")
     out.name = name
@@ -88,13 +99,8 @@ def add(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     """
     _same_length("add", a, b)
     a, b, attrs = _pair("add", a, b)
-    ua, ub = _units(a, b)
-    if ua != ub:
-        raise SettingsError(
-            f"add: input a ('{a.name}') is in units '{ua}' but input b ('{b.name}') in '{ub}'; "
-            "only like quantities add; fix: scale one input into the other's units"
-        )
-    return _finish("add", a + b, {"units": ua, **attrs}, f"({a.name}) + ({b.name})")
+    units = _same_units("add", a, b, "only like quantities add")
+    return _finish("add", a + b, {"units": units, **attrs}, f"({a.name}) + ({b.name})")
 
 
 @stimulus("multiply")
@@ -145,16 +151,11 @@ def concat(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
         When dt or units differ.
     """
     a, b, attrs = _pair("concat", a, b)
-    ua, ub = _units(a, b)
-    if ua != ub:
-        raise SettingsError(
-            f"concat: input a ('{a.name}') is in units '{ua}' but input b ('{b.name}') in '{ub}'; "
-            "one signal cannot change units midway; fix: scale one input into the other's units"
-        )
+    units = _same_units("concat", a, b, "one signal cannot change units midway")
     a2, b2 = xr.broadcast(a.drop_vars("time"), b.drop_vars("time"), exclude=["time"])
     out = xr.concat([a2, b2], dim="time")
     out = out.assign_coords(time=np.arange(1, out.sizes["time"] + 1, dtype=np.int64))
-    return _finish("concat", out, {"units": ua, **attrs}, f"({a.name}) then ({b.name})")
+    return _finish("concat", out, {"units": units, **attrs}, f"({a.name}) then ({b.name})")
 
 
 @stimulus("delay")
