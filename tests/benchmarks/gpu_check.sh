@@ -1,38 +1,51 @@
 #!/usr/bin/env bash
-# GPU check of the isolated-cell kernels: run on a machine with an NVIDIA GPU from the repo root
-# (or anywhere: it cd's there). Uses .venv (creating it with `pip install -e .[test]` if missing),
-# prints the GPU model, runs the `gpu`-marked CUDA tests and compares CUDA vs CPU throughput.
-# Finishes in a few minutes (each step has its own timeout).
-set -euo pipefail
+# GPU check of the isolated-cell kernels, in one go (a few minutes; each step has its own timeout).
+# Run on a machine with an NVIDIA GPU, from anywhere (it cd's to the repo root):
+#   1. the GPU model; 2. the `gpu`-marked CUDA tests (kernel vs NumPy reference and vs CPU kernel);
+#   3. CUDA vs CPU throughput (tests/benchmarks/gpu_throughput.py);
+#   4. graphs/characterize.yaml with `backend: cuda` vs `backend: cpu`, metric by metric.
+# Python: $PYTHON if set, else .venv/bin/python, else a python3 that already has numba and pytest
+# (the repo is put on PYTHONPATH; step 4 also needs the package's dependencies), else a new .venv.
+set -uo pipefail
 cd "$(dirname "$0")/../.."
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-    .venv/bin/pip install -q -e '.[test]'
+PY=${PYTHON:-}
+if [ -z "$PY" ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+if [ -z "$PY" ] && python3 -c "import numba, numpy, pytest" 2>/dev/null; then
+    PY=python3
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
-PY=.venv/bin/python
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi not found"
-timeout 60 "$PY" -c "from numba import cuda; print('numba sees:', cuda.get_current_device().name.decode() if isinstance(cuda.get_current_device().name, bytes) else cuda.get_current_device().name)"
-timeout 300 .venv/bin/pytest tests/test_kernels_cuda.py -m gpu -q -p no:cacheprovider
-timeout 240 "$PY" - <<'PYEOF'
-import time
+if [ -z "$PY" ]; then
+    python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' || exit 1
+    PY=.venv/bin/python
+fi
+status=0
+step() { echo; echo "== $1"; shift; "$@" || { echo "FAILED (exit $?)"; status=1; }; }
+
+step "GPU" nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+step "versions" "$PY" -c "import sys, numpy, numba; print('python', sys.version.split()[0], \
+'numpy', numpy.__version__, 'numba', numba.__version__)"
+step "CUDA tests" timeout 200 "$PY" -m pytest tests/test_kernels_cuda.py -m gpu -q -p no:cacheprovider
+step "throughput" timeout 200 "$PY" tests/benchmarks/gpu_throughput.py
+step "graph, backend cuda vs cpu" timeout 150 "$PY" - <<'PYEOF'
+import tempfile, time
 import numpy as np
-import kernels
+import xarray as xr
+from testbench.engine import run
+from testbench.graph import load_graph
 
-def best(fn, repeat=3):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return min(times)
-
-rng = np.random.default_rng(0)
-T, S = 1000, 2
-print("| backend | cells | T | S | time (s) | cell-steps/s (incl. transfers) |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
-for n in (8192, 65536):
-    params = [rng.normal(0, 1, (n, 4)).astype(np.float32) for _ in range(4)]
-    x = rng.normal(0, 1, (S, T)).astype(np.float32)
-    for backend in ("cpu", "cuda"):
-        sec = best(lambda: kernels.simulate("lstm", *params, x, backend=backend))
-        print(f"| {backend} | {n} | {T} | {S} | {sec:.4g} | {n * S * T / sec:.3g} |")
+out = {}
+for backend in ("cpu", "cuda"):
+    path = f"{tempfile.mkdtemp()}/characterize.zarr"
+    graph = load_graph("graphs/characterize.yaml", overrides=[
+        f"step_cells.backend={backend}", f"sine_cells.backend={backend}"])
+    t = time.perf_counter()
+    run(graph, output=path, progress=False)
+    print(f"backend {backend}: {time.perf_counter() - t:.2f} s (includes compilation)")
+    out[backend] = xr.open_zarr(path)["metrics"].load()
+diff = abs(out["cuda"] - out["cpu"]).max("cell")
+print(diff.squeeze(drop=True).to_pandas().to_string())
+scale = abs(out["cpu"]).max("cell").squeeze(drop=True)
+assert float((diff.squeeze(drop=True) / (scale + 1)).max()) < 1e-9, "cuda and cpu metrics differ"
+print("cuda metrics equal the cpu metrics (relative difference < 1e-9)")
 PYEOF
+exit $status
