@@ -41,9 +41,12 @@ def test_batched_equals_model_copies(net, x, mode):
 
 def test_float32_agrees_to_single_precision(net, x):
     mask, offset = A.knockout_masks(7, "clamp", values=0.2)
+    ref = A.forward_copies(net, x, mask, offset)
     got = A.forward_variants(net, x, mask, offset, dtype="float32")
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, A.forward_copies(net, x, mask, offset), rtol=1e-4, atol=1e-5)
+    copies32 = A.forward_copies(net, x, mask, offset, dtype="float32")
+    assert got.dtype == copies32.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(copies32, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_block_size_does_not_change_results(net, x):
