@@ -2,8 +2,8 @@
 
 ``fastmath`` allows only ``contract`` (fused multiply-add: one rounding instead of two, 15-20% faster
 LSTM steps on this machine); the other fast-math flags would let LLVM assume no NaN/inf, which breaks
-NaN propagation from the stimulus to the output. ``error_model="numpy"`` drops Python's zero-division checks, which would
-otherwise prevent the inner (cells) loop from vectorizing.
+NaN propagation from the stimulus to the output. ``error_model="numpy"`` drops Python's zero-division
+checks, which would otherwise prevent the inner (cells) loop from vectorizing.
 
 Note: Numba's on-disk cache (``cache=True``) keys a kernel on its own source file only; after editing
 ``kernels/_math.py`` or this file delete ``kernels/__pycache__`` so the CPU kernel is recompiled.

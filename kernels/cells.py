@@ -203,8 +203,9 @@ def simulate(cell_type, a, r, bi, bh, x, *, h0=0.0, c0=0.0, backend="cpu", trace
 
     Notes
     -----
-    float64 uses exact tanh/exp; float32 uses a rational approximation of tanh (absolute error
-    <= 1e-6, see :mod:`kernels._math`) so that the CPU kernel vectorizes.
+    Activations are branch-free so that the CPU kernel vectorizes (see :mod:`kernels._math`):
+    float32 uses a rational approximation of tanh (absolute error <= 1e-6), float64 Cephes' tanh
+    (within 4 ulp of the correctly rounded value).
 
     Examples
     --------

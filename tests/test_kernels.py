@@ -202,6 +202,24 @@ def test_float32_activation_error_is_below_1e6_on_the_whole_real_line(name):
     assert np.isnan(approx_activation(name, np.array([np.nan], np.float32))).all()
 
 
+def test_float64_activation_is_within_4_ulp_on_the_whole_real_line():
+    magnitudes = np.logspace(-300, 308, 20_001)
+    edges = [0.625, np.nextafter(0.625, 1.0), 19.06, 19.5, np.finfo(np.float64).max, np.inf]
+    x = np.concatenate([np.linspace(-25, 25, 2_000_001), magnitudes, edges])
+    x = np.concatenate([x, -x])
+    y = approx_activation("tanh", x)
+    assert y.dtype == np.float64
+    np.testing.assert_array_less(np.abs(y - np.tanh(x)), 4 * np.spacing(np.abs(np.tanh(x))) + 1e-300)
+    assert np.all(np.abs(y) <= 1)  # saturation never overshoots
+    with np.errstate(over="ignore"):
+        sigmoid = 1 / (1 + np.exp(-x))
+    s = approx_activation("sigmoid", x)
+    assert np.max(np.abs(s - sigmoid)) <= 4 * np.finfo(np.float64).eps / 2  # 4 ulp of 0.5..1
+    assert np.all((s >= 0) & (s <= 1))
+    assert np.isnan(approx_activation("tanh", np.array([np.nan]))).all()
+    assert np.isnan(approx_activation("sigmoid", np.array([np.nan]))).all()
+
+
 def test_approx_activation_rejects_unknown_names():
     with pytest.raises(ValueError, match=r"name 'relu' is not one of \['sigmoid', 'tanh'\]"):
         approx_activation("relu", np.zeros(3, np.float32))
