@@ -44,9 +44,20 @@ _LOG2E, _LN2_HI, _LN2_LO = 1.4426950408889634, 6.93145751953125e-1, 1.4286068203
 
 
 @njit(**JIT)
+def _clamp(x, bound):
+    """x clamped to [-bound, bound]; NaN stays NaN (every comparison with NaN is false).
+
+    Written as selects on ``<`` so that LLVM emits one vminps/vmaxps each; ``np.minimum``'s NaN
+    handling costs four instructions per bound instead.
+    """
+    x = bound if bound < x else x
+    return -bound if x < -bound else x
+
+
+@njit(**JIT)
 def tanh32(x):
     """Rational approximation of tanh for float32 ``x`` (absolute error <= 1e-6; NaN stays NaN)."""
-    x = np.maximum(np.minimum(x, _CLAMP), -_CLAMP)  # NaN propagates through both
+    x = _clamp(x, _CLAMP)
     x2 = x * x
     p = _ALPHA[0]
     p = p * x2 + _ALPHA[1]
@@ -73,7 +84,7 @@ def _float64_from_bits(typingctx, bits):
 @njit(**JIT)
 def tanh64(x):
     """Branch-free tanh for float64 ``x`` (error <= 3 ulp; NaN stays NaN): see the module docstring."""
-    x = np.maximum(np.minimum(x, _CLAMP64), -_CLAMP64)  # NaN propagates through both
+    x = _clamp(x, _CLAMP64)
     big = abs(x) > 0.625
     x2 = x * x
     p = (_TANH_P[0] * x2 + _TANH_P[1]) * x2 + _TANH_P[2]
