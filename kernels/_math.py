@@ -137,17 +137,28 @@ def _ov_relu(z):
 
 
 @njit(inline="always", **JIT)
+def lstm_update(zi, zf, zg, zo, c):
+    """The LSTM equations from the gates' pre-activations and the previous cell state ``c``.
+
+    Returns ``(h_t, c_t, i, f, g, o)``: i, f, o = sigmoid, g = tanh, ``c_t = f c + i g``,
+    ``h_t = o tanh(c_t)``.
+    """
+    i = act_sigmoid(zi)
+    f = act_sigmoid(zf)
+    g = act_tanh(zg)
+    o = act_sigmoid(zo)
+    c = f * c + i * g
+    return o * act_tanh(c), c, i, f, g, o
+
+
+@njit(inline="always", **JIT)
 def lstm_cell(x, h, c, ai, ri, bi, af, rf, bf, ag, rg, bg, ao, ro, bo):
     """One LSTM step of one isolated cell; b* are the summed biases b_ih + b_hh of each gate.
 
     Returns ``(h_t, c_t, i, f, g, o)``.
     """
-    i = act_sigmoid(ai * x + ri * h + bi)
-    f = act_sigmoid(af * x + rf * h + bf)
-    g = act_tanh(ag * x + rg * h + bg)
-    o = act_sigmoid(ao * x + ro * h + bo)
-    c = f * c + i * g
-    return o * act_tanh(c), c, i, f, g, o
+    return lstm_update(ai * x + ri * h + bi, af * x + rf * h + bf, ag * x + rg * h + bg,
+                       ao * x + ro * h + bo, c)
 
 
 @njit(inline="always", **JIT)

@@ -1,4 +1,4 @@
-"""CPU-parallel isolated-cell kernel (Numba).
+"""CPU kernels (Numba): the parallel isolated-cell kernel, and one LSTM step of batched rows.
 
 Layout: the parallel work items are (block of ``BLOCK_CELLS`` cells, stimulus) pairs. Inside one,
 time is the outer loop and the cells of the block the inner loop, which LLVM vectorizes (the float32
@@ -10,6 +10,9 @@ vectorizes; with separate 2-D views it gives up ("too many memory checks"). Indi
 loops are unsigned (``uint64``) so that Numba emits no negative-index wraparound, which LLVM would
 otherwise treat as an unsafe indirect dependence. The buffered steps are written out transposed, so
 the output keeps its (cell, stimulus, time) layout without a separate transpose pass.
+
+:func:`lstm_rows_step` is the element-wise half of a batched whole-network LSTM step (the other half
+is the recurrent GEMM), fused into one pass for :mod:`testbench.ablation`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from numba import njit, prange
 from kernels._config import BLOCK_CELLS as BC
 from kernels._config import BLOCK_STEPS as BS
 from kernels._config import JIT, PARALLEL
-from kernels._math import gru_cell, lstm_cell, rnn_cell
+from kernels._math import gru_cell, lstm_cell, lstm_update, rnn_cell
 
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
 UBC = np.uint64(BC)
@@ -130,3 +133,38 @@ def simulate_cpu(code, P, x, h0, c0, out, tr, want_traces):
             if want_traces:
                 for k in range(K):
                     _write_block(tr[k], buf, k + 1, m, u0, s, t0, nt)
+
+
+@njit(**JIT)
+def _lstm_row(a, pr, c, h, mk, ok, n):
+    for j in range(n):  # n, j unsigned: see module docstring
+        hj, cj, _, _, _, _ = lstm_update(a[j] + pr[j], a[n + j] + pr[n + j],
+                                         a[2 * n + j] + pr[2 * n + j],
+                                         a[3 * n + j] + pr[3 * n + j], c[j])
+        c[j] = cj
+        h[j] = hj * mk[j] + ok[j]
+
+
+@njit(**JIT)
+def lstm_rows_step(a, proj, c, h, mask, offset):
+    """One LSTM step of R independent rows, from their recurrent pre-activations, in place.
+
+    Parameters
+    ----------
+    a : np.ndarray
+        (R, 4N) recurrent part ``h_{t-1} @ W_hh.T`` of every row's gate pre-activations, PyTorch
+        gate order i, f, g, o; float32 or float64 like every other array.
+    proj : np.ndarray
+        (B, 4N) input part ``x_t @ W_ih.T + b_ih + b_hh`` of B sequences; row r reads
+        ``proj[r % B]`` (rows are variants x sequences, sequence fastest).
+    c : np.ndarray
+        (R, N) cell states, updated in place.
+    h : np.ndarray
+        (R, N) overwritten with the new output ``o tanh(c) * mask + offset``.
+    mask, offset : np.ndarray
+        (R, N) per-row multipliers and constants on the output (knock-outs). Dimensionless.
+    """
+    R, N = c.shape
+    B = proj.shape[0]
+    for r in range(R):
+        _lstm_row(a[r], proj[r % B], c[r], h[r], mask[r], offset[r], np.uint64(N))

@@ -193,19 +193,17 @@ def forward_copies(net: W.Network, x: np.ndarray, mask: np.ndarray, offset: np.n
 def _lstm_last(W_ih, W_hh, b_ih, b_hh, x, mask, offset, rows):
     """Last hidden output of a one-layer LSTM for every (variant, sequence): ``(K, B, N)``.
 
-    Gates i, f, o use ``sigmoid(a) = 0.5 + 0.5 tanh(a / 2)``; the halving is folded into their
-    weights (exact: a power of two), so one ``tanh`` call covers all four gates. Variants are
-    stacked with the sequences into the rows of one matrix per step: one GEMM for all of them.
-    The variants are split into independent blocks, at least one per CPU core, run on threads with
-    single-threaded BLAS, so the element-wise work uses every core too (it dominates at 128 cells).
+    Variants are stacked with the sequences into the rows of one matrix per step: one GEMM for all
+    of them, then one fused element-wise pass (:func:`kernels.cpu.lstm_rows_step`). The variants are
+    split into independent blocks, at least one per CPU core, run on threads with single-threaded
+    BLAS, so the element-wise work uses every core too.
     """
+    from kernels.cpu import lstm_rows_step
+
     K, N = mask.shape
     B, T, _ = x.shape
-    half = np.ones(4 * N, x.dtype)
-    half[:2 * N] = half[3 * N:] = 0.5
-    Wh = np.ascontiguousarray((W_hh * half[:, None]).T)  # (N, 4N)
-    proj = (x @ (W_ih * half[:, None]).T + b_ih * half) + b_hh * half  # (B, T, 4N), all variants
-    proj = np.ascontiguousarray(proj.transpose(1, 0, 2))  # (T, B, 4N)
+    Wh = np.ascontiguousarray(W_hh.T)  # (N, 4N)
+    proj = np.ascontiguousarray((x @ W_ih.T + b_ih + b_hh).transpose(1, 0, 2))  # (T, B, 4N)
     dtype = x.dtype
     out = np.empty((K, B, N), dtype)
     threads = os.cpu_count() or 1
@@ -217,22 +215,10 @@ def _lstm_last(W_ih, W_hh, b_ih, b_hh, x, mask, offset, rows):
         mk = np.repeat(mask[k0:k0 + kk], B, axis=0)
         ok = np.repeat(offset[k0:k0 + kk], B, axis=0)
         h, c = ok.copy(), np.zeros((R, N), dtype)  # h_0 = 0 * mask + offset
-        a, tmp = np.empty((R, 4 * N), dtype), np.empty((R, N), dtype)
-        a3 = a.reshape(kk, B, 4 * N)
+        a = np.empty((R, 4 * N), dtype)
         for t in range(T):
             np.matmul(h, Wh, out=a)
-            a3 += proj[t]
-            np.tanh(a, out=a)
-            for sl in (slice(0, 2 * N), slice(3 * N, 4 * N)):  # i, f and o: sigmoid from tanh
-                np.multiply(a[:, sl], 0.5, out=a[:, sl])
-                np.add(a[:, sl], 0.5, out=a[:, sl])
-            c *= a[:, N:2 * N]
-            np.multiply(a[:, :N], a[:, 2 * N:3 * N], out=tmp)
-            c += tmp
-            np.tanh(c, out=tmp)
-            tmp *= a[:, 3 * N:]
-            np.multiply(tmp, mk, out=h)
-            h += ok
+            lstm_rows_step(a, proj[t], c, h, mk, ok)
         out[k0:k0 + kk] = h.reshape(kk, B, N)
 
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
