@@ -81,9 +81,11 @@ def _rnn_steps(p, st, buf, m, x, tt, relu):
 @njit(**JIT)
 def _write_block(dst, buf, row, m, u0, s, t0, nt):
     """dst[u0 + j, s, t0 + tt] = buffer row ``row`` at (tt, j): the block, transposed to (cell, time)."""
-    for j in range(m):
-        for tt in range(nt):
-            dst[u0 + j, s, t0 + tt] = buf[(row * BS + tt) * BC + j]
+    base = np.uint64(row * BS * BC)
+    for j in range(np.uint64(m)):  # unsigned: no wraparound checks (see module docstring)
+        line = dst[u0 + j, s, t0:t0 + nt]
+        for tt in range(np.uint64(nt)):
+            line[tt] = buf[base + tt * UBC + j]
 
 
 @njit(**PARALLEL)
