@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # GPU check of the isolated-cell kernels, in one go (a few minutes; each step has its own timeout).
 # Run on a machine with an NVIDIA GPU, from anywhere (it cd's to the repo root):
-#   1. the GPU model; 2. the `gpu`-marked CUDA tests (kernel vs NumPy reference and vs CPU kernel);
-#   3. CUDA vs CPU throughput (tests/benchmarks/gpu_throughput.py);
-#   4. graphs/characterize.yaml with `backend: cuda` vs `backend: cpu`, metric by metric.
+#   1. the GPU model, the Python/NumPy/Numba versions and the device Numba sees (with a hint when
+#      numba-cuda fails on a NumPy it does not support); 2. the `gpu`-marked CUDA tests (kernel vs
+#      NumPy reference and vs CPU kernel); 3. CUDA vs CPU throughput
+#      (tests/benchmarks/gpu_throughput.py); 4. graphs/characterize.yaml with `backend: cuda` vs
+#      `backend: cpu`, metric by metric. A failed step is reported and the next one runs; the exit
+#      status is non-zero if any step failed.
 # Python: $PYTHON if set, else .venv/bin/python, else a python3 that already has numba and pytest
 # (the repo is put on PYTHONPATH; step 4 also needs the package's dependencies), else a new .venv.
 set -uo pipefail
@@ -19,11 +22,17 @@ if [ -z "$PY" ]; then
     PY=.venv/bin/python
 fi
 status=0
-step() { echo; echo "== $1"; shift; "$@" || { echo "FAILED (exit $?)"; status=1; }; }
+step() { echo; echo "== $1"; shift; "$@" || { echo "FAILED (exit $?)"; status=1; return 1; }; }
 
 step "GPU" nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 step "versions" "$PY" -c "import sys, numpy, numba; print('python', sys.version.split()[0], \
 'numpy', numpy.__version__, 'numba', numba.__version__)"
+step "numba sees" timeout 60 "$PY" -c "
+from numba import cuda
+d = cuda.get_current_device()
+print(d.name.decode() if isinstance(d.name, bytes) else d.name, 'compute capability', d.compute_capability)
+" || echo "hint: numba-cuda imports numpy internals; if the error names a numpy attribute, \
+install a numpy that this numba-cuda supports (e.g. pip install 'numpy<2.5')"
 step "CUDA tests" timeout 200 "$PY" -m pytest tests/test_kernels_cuda.py -m gpu -q -p no:cacheprovider
 step "throughput" timeout 200 "$PY" tests/benchmarks/gpu_throughput.py
 step "graph, backend cuda vs cpu" timeout 150 "$PY" - <<'PYEOF'
