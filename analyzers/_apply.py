@@ -21,16 +21,6 @@ TIME_UNIT = "time unit"
 FREQUENCY_UNIT = "cycles per time unit"
 
 
-def units_of(arr: xr.DataArray) -> str:
-    """The ``units`` attribute of a signal, "1" (dimensionless) when absent."""
-    return str(arr.attrs.get("units", "1"))
-
-
-def product_units(a: str, b: str) -> str:
-    """Units of a product of two quantities, e.g. ``'1' * 'V' -> 'V'``."""
-    return "*".join(u for u in (a, b) if u != "1") or "1"
-
-
 def sample_interval(stimulus: xr.DataArray, node: str) -> xr.DataArray:
     """The stimulus's sample interval: ``attrs['dt']``, or its ``dt`` coordinate when dt was swept.
 

@@ -9,14 +9,8 @@ import numpy as np
 import xarray as xr
 from scipy.signal import periodogram
 
-from analyzers._apply import (
-    FREQUENCY_UNIT,
-    apply_metrics,
-    broadcast_core,
-    product_units,
-    units_of,
-)
-from testbench.nodes import Range, analyzer
+from analyzers._apply import FREQUENCY_UNIT, apply_metrics, broadcast_core
+from testbench.nodes import Range, analyzer, product_units, units_of
 
 
 def _sine_core(y, x, dt, *, steady_frac: float) -> np.ndarray:

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from analyzers._apply import TIME_UNIT, apply_metrics, broadcast_core, units_of
-from testbench.nodes import Range, analyzer
+from analyzers._apply import TIME_UNIT, apply_metrics, broadcast_core
+from testbench.nodes import Range, analyzer, units_of
 
 
 def _step_core(y, x, dt, *, window_frac: float, band_frac: float, band_reference: str,

@@ -14,7 +14,7 @@ import xarray as xr
 
 from stimuli._base import dt_of
 from testbench.errors import SettingsError
-from testbench.nodes import Range, stimulus
+from testbench.nodes import Range, product_units, stimulus, units_of
 
 
 def _pair(node: str, a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, dict]:
@@ -54,13 +54,9 @@ def _same_length(node: str, a: xr.DataArray, b: xr.DataArray) -> None:
         )
 
 
-def _units(a: xr.DataArray, b: xr.DataArray) -> tuple[str, str]:
-    return str(a.attrs.get("units", "1")), str(b.attrs.get("units", "1"))
-
-
 def _same_units(node: str, a: xr.DataArray, b: xr.DataArray, rule: str) -> str:
     """The inputs' common units; a SettingsError stating ``rule`` when they differ."""
-    ua, ub = _units(a, b)
+    ua, ub = units_of(a), units_of(b)
     if ua != ub:
         raise SettingsError(
             f"{node}: input a ('{a.name}') is in units '{ua}' but input b ('{b.name}') in '{ub}'; "
@@ -125,7 +121,7 @@ def multiply(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     """
     _same_length("multiply", a, b)
     a, b, attrs = _pair("multiply", a, b)
-    units = "*".join(u for u in _units(a, b) if u != "1") or "1"
+    units = product_units(units_of(a), units_of(b))
     return _finish("multiply", a * b, {"units": units, **attrs}, f"({a.name}) * ({b.name})")
 
 

@@ -294,6 +294,16 @@ analyzer = _decorator("analyzer")
 sink = _decorator("sink")
 
 
+def units_of(arr) -> str:
+    """The ``units`` attribute of a signal (an ``xr.DataArray``), "1" (dimensionless) when absent."""
+    return str(arr.attrs.get("units", "1"))
+
+
+def product_units(a: str, b: str) -> str:
+    """Units of a product of two quantities, e.g. ``'1' * 'V' -> 'V'``, ``'1' * '1' -> '1'``."""
+    return "*".join(u for u in (a, b) if u != "1") or "1"
+
+
 def load_builtins() -> None:
     """Import the built-in node modules and third-party entry points (once)."""
     global _BUILTINS_LOADED
