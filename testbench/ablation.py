@@ -355,7 +355,8 @@ def ablation(
         Default 16384.
     dtype : 'float64' | 'float32'
         Precision of the batched pass: float64 gives the model-copy results to rounding; float32
-        is 2-3x faster and may flip the class of sequences with near-tied logits. Default float64.
+        is about 2.4x faster and may flip the class of sequences with near-tied logits. Default
+        float64.
 
     Returns
     -------

@@ -295,8 +295,8 @@ _SETTINGS_DOC = """
     backend : 'cpu' | 'cuda'
         Numba CPU-parallel kernel or CUDA kernel (needs a GPU); isolated mode only. Default ``cpu``.
     dtype : 'float32' | 'float64'
-        Simulation precision. float32 uses a fast activation approximation (error <= 1e-6).
-        Default ``float64``.
+        Simulation precision. float32 runs about 4x faster, its activations within 1e-6 of
+        tanh/sigmoid (float64's within 4 ulp). Default ``float64``.
     traces : bool
         Also return the internal traces (LSTM: c, i, f, g, o; GRU: r, z, n) along a ``trace``
         dimension whose first entry ``h`` is the output. Default false.
