@@ -10,7 +10,7 @@ Each time is the best of a few runs after a warm-up run that also compiles.
 from __future__ import annotations
 
 import os
-import time
+import sys
 
 import numpy as np
 from numba import cuda
@@ -20,18 +20,11 @@ from kernels._config import CUDA_THREADS
 from kernels.cells import prepare
 from kernels.cuda import _kernel
 
+sys.path.insert(0, os.path.dirname(__file__))
+from report_cells import best_time  # noqa: E402
+
 T, S = 1000, 2
 SIZES = (8192, 65536, 262144)
-
-
-def best(fn, repeat: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def kernel_only(params, x) -> float:
@@ -47,7 +40,7 @@ def kernel_only(params, x) -> float:
         _kernel[blocks, CUDA_THREADS](p.code, d_P, d_x, p.h0, p.c0, d_out, d_tr, False)
         cuda.synchronize()
 
-    return best(launch, repeat=10)
+    return best_time(launch, repeat=10)
 
 
 def main() -> None:
@@ -62,8 +55,8 @@ def main() -> None:
     for n in SIZES:
         params = [rng.normal(0, 1, (n, 4)).astype(np.float32) for _ in range(4)]
         x = rng.normal(0, 1, (S, T)).astype(np.float32)
-        cpu = best(lambda: kernels.simulate("lstm", *params, x, backend="cpu"))
-        e2e = best(lambda: kernels.simulate("lstm", *params, x, backend="cuda"))
+        cpu = best_time(kernels.simulate, "lstm", *params, x, repeat=5)
+        e2e = best_time(lambda: kernels.simulate("lstm", *params, x, backend="cuda"), repeat=5)
         ker = kernel_only(params, x)
         steps = n * S * T
         print(f"| {n} | {cpu:.4g} | {e2e:.4g} | {ker:.4g} | {steps / cpu:.3g} | {steps / e2e:.3g} "
