@@ -8,6 +8,6 @@ periodic     ``sine_response``: amplitude, frequency, correlation
 ===========  ======================================================
 """
 
-from analyzers import periodic, step
+from testbench.analyzers import periodic, step
 
 __all__ = ["periodic", "step"]

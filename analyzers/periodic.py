@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 from scipy.signal import periodogram
 
-from analyzers._apply import FREQUENCY_UNIT, apply_metrics, broadcast_core
+from testbench.analyzers._apply import FREQUENCY_UNIT, apply_metrics, broadcast_core
 from testbench.nodes import Range, analyzer, product_units, units_of
 
 

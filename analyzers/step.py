@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from analyzers._apply import TIME_UNIT, apply_metrics, broadcast_core
+from testbench.analyzers._apply import TIME_UNIT, apply_metrics, broadcast_core
 from testbench.nodes import Range, analyzer, units_of
 
 

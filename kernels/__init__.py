@@ -4,6 +4,6 @@ Imports only numpy and numba. ``kernels.cuda`` is imported on first use of ``bac
 is detected at import time.
 """
 
-from kernels.cells import GATES, TRACES, BackendUnavailable, isolate, simulate
+from testbench.kernels.cells import GATES, TRACES, BackendUnavailable, isolate, simulate
 
 __all__ = ["GATES", "TRACES", "BackendUnavailable", "isolate", "simulate"]

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from kernels._config import JIT
+from testbench.kernels._config import JIT
 
 _F = np.float32
 _CLAMP = _F(7.90531110763549805)

@@ -220,11 +220,11 @@ def simulate(cell_type, a, r, bi, bh, x, *, h0=0.0, c0=0.0, backend="cpu", trace
                          "fix: use 'cpu' (or 'cuda' on a machine with an NVIDIA GPU)")
     p = prepare(cell_type, a, r, bi, bh, x, h0, c0, traces)
     if backend == "cpu":
-        from kernels.cpu import simulate_cpu
+        from testbench.kernels.cpu import simulate_cpu
 
         simulate_cpu(p.code, p.P, p.x, p.h0, p.c0, p.out, p.tr, p.want_traces)
     else:
-        from kernels.cuda import simulate_cuda
+        from testbench.kernels.cuda import simulate_cuda
 
         simulate_cuda(p)
     if not traces:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels._config import BLOCK_CELLS as BC
-from kernels._config import BLOCK_STEPS as BS
-from kernels._config import JIT, PARALLEL
-from kernels._math import gru_cell, lstm_cell, lstm_update, rnn_cell
+from testbench.kernels._config import BLOCK_CELLS as BC
+from testbench.kernels._config import BLOCK_STEPS as BS
+from testbench.kernels._config import JIT, PARALLEL
+from testbench.kernels._math import gru_cell, lstm_cell, lstm_update, rnn_cell
 
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
 UBC = np.uint64(BC)

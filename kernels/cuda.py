@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from numba import cuda
 
-from kernels._config import CUDA_THREADS
-from kernels._math import gru_cell, lstm_cell, rnn_cell
-from kernels.cells import BackendUnavailable, Prepared
-from kernels.cpu import GRU, LSTM, RNN_RELU
+from testbench.kernels._config import CUDA_THREADS
+from testbench.kernels._math import gru_cell, lstm_cell, rnn_cell
+from testbench.kernels.cells import BackendUnavailable, Prepared
+from testbench.kernels.cpu import GRU, LSTM, RNN_RELU
 
 
 @cuda.jit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.cells import TRACES
+from testbench.kernels.cells import TRACES
 
 
 def _sigmoid(z):

@@ -10,6 +10,6 @@ composite    ``add``, ``multiply``, ``concat``, ``delay``
 ===========  ======================================================
 """
 
-from stimuli import composite, noise, periodic, steps
+from testbench.stimuli import composite, noise, periodic, steps
 
 __all__ = ["composite", "noise", "periodic", "steps"]

@@ -12,7 +12,7 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from stimuli._base import dt_of
+from testbench.stimuli._base import dt_of
 from testbench.errors import SettingsError
 from testbench.nodes import Range, product_units, stimulus, units_of
 
@@ -182,7 +182,7 @@ def delay(x: xr.DataArray, *, steps: Annotated[int, Range(ge=0)] = 0) -> xr.Data
 
     Examples
     --------
-    >>> from stimuli.steps import step
+    >>> from testbench.stimuli.steps import step
     >>> delay(step(length_steps=6, onset_steps=2), steps=3).values
     array([0., 0., 0., 0., 0., 1.])
     """

@@ -7,7 +7,7 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from stimuli._base import fill_doc, make
+from testbench.stimuli._base import fill_doc, make
 from testbench.nodes import Range, stimulus
 
 

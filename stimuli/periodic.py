@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from stimuli._base import check_nyquist, fill_doc, make, steps
+from testbench.stimuli._base import check_nyquist, fill_doc, make, steps
 from testbench.nodes import Range, stimulus
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from stimuli._base import check_onset, fill_doc, make, steps
+from testbench.stimuli._base import check_onset, fill_doc, make, steps
 from testbench.nodes import Range, stimulus
 
 

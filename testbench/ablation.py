@@ -119,7 +119,7 @@ def mean_activation(net: W.Network, x: np.ndarray) -> np.ndarray:
     ndarray, float64, (N,)
         Dimensionless (a cell output).
     """
-    from kernels.network import forward
+    from testbench.kernels.network import forward
 
     total = np.zeros(net.hidden_size)
     for a in range(0, len(x), MEAN_CHUNK):
@@ -179,7 +179,7 @@ def forward_copies(net: W.Network, x: np.ndarray, mask: np.ndarray, offset: np.n
     -------
     ndarray, (K, B, n_out), of ``dtype``
     """
-    from kernels.network import forward
+    from testbench.kernels.network import forward
 
     W_ih, W_hh, b_ih, b_hh = (np.asarray(a, dtype) for a in _layers(net)[0])
     Wr, br = np.asarray(net.readout_weight, dtype), np.asarray(net.readout_bias, dtype)
@@ -198,7 +198,7 @@ def _lstm_last(W_ih, W_hh, b_ih, b_hh, x, mask, offset, rows):
     split into independent blocks, at least one per CPU core, run on threads with single-threaded
     BLAS, so the element-wise work uses every core too.
     """
-    from kernels.cpu import lstm_rows_step
+    from testbench.kernels.cpu import lstm_rows_step
 
     K, N = mask.shape
     B, T, _ = x.shape

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-import kernels
+from testbench import kernels
 from testbench import weights as W
 from testbench.errors import BackendError, SettingsError, WeightsError
 from testbench.nodes import Range, dut, guard
@@ -167,7 +167,7 @@ def _network_block(cell_type, layers, vecs, n_max, x) -> np.ndarray:
 
     ``x`` is ``(*stim, T)``; returns ``(n_max, C, *stim, T)``, cells beyond the network's size NaN.
     """
-    from kernels.network import forward
+    from testbench.kernels.network import forward
 
     stim_shape, T = x.shape[:-1], x.shape[-1]
     xs = x.reshape(-1, T)

@@ -310,7 +310,7 @@ def load_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    for mod in ("stimuli", "analyzers", "testbench.dut", "testbench.ablation", "testbench.sinks"):
+    for mod in ("testbench.stimuli", "testbench.analyzers", "testbench.dut", "testbench.ablation", "testbench.sinks"):
         importlib.import_module(mod)
     from importlib.metadata import entry_points
 

@@ -305,7 +305,7 @@ def fig_heatmap(metrics: xr.DataArray, source: str, *, data_dir=None, digit_inde
     digit_index : int
         Index of the test image, >= 0.
     """
-    from kernels.network import forward
+    from testbench.kernels.network import forward
     from testbench import data as D
     from testbench import weights as W
 

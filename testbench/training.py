@@ -84,7 +84,7 @@ def network_outputs(net: W.Network, x: np.ndarray, *, chunk: int = EVAL_CHUNK) -
 
     Computed in float64 in chunks of ``chunk`` sequences; returns ``(B, n_out)`` float64.
     """
-    from kernels.network import forward
+    from testbench.kernels.network import forward
 
     layers = [(la.W_ih, la.W_hh, la.b_ih, la.b_hh) for la in net.layers]
     parts = [forward(net.cell_type, layers, net.readout_weight, net.readout_bias, x[a:a + chunk],

@@ -38,3 +38,58 @@ def user_nodes(monkeypatch):
     """Make tests/user_nodes importable, as a user's own folder on PYTHONPATH would be."""
     monkeypatch.syspath_prepend(str(TESTS / "user_nodes"))
     return TESTS / "user_nodes"
+
+
+class CliResult:
+    """Outcome of one in-process ``testbench`` call: exit status and what it printed."""
+
+    def __init__(self, status: int, out: str, err: str):
+        self.status, self.out, self.err = status, out, err
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the ``testbench`` command in-process: ``cli("run", "g.yaml", "-o", out)``.
+
+    An exception escaping ``main`` is turned into a result whose text holds "Traceback", so tests
+    that assert ``"Traceback" not in r.text`` fail on it with the exception shown.
+    """
+    import traceback
+
+    from testbench.cli import main
+
+    def call(*argv) -> CliResult:
+        capsys.readouterr()
+        try:
+            status = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse usage errors
+            status = exc.code if isinstance(exc.code, int) else 2
+        except BaseException:  # noqa: BLE001 - reported as a traceback, which the tests forbid
+            status = -1
+            print(traceback.format_exc())
+        got = capsys.readouterr()
+        return CliResult(status, got.out, got.err)
+
+    return call
+
+
+def tree_hash(root: Path) -> str:
+    """Hash of every path, file size, mode and file content under ``root`` (itself included)."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            st = p.lstat()
+            h.update(f"{p.relative_to(root)}|{st.st_mode}|{st.st_size}".encode())
+            if p.is_file() and not p.is_symlink():
+                h.update(p.read_bytes())
+    return h.hexdigest()

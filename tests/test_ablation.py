@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from kernels.network import forward
+from testbench.kernels.network import forward
 from testbench import ablation as A
 from testbench import weights as W
 from testbench.errors import NodeError, SettingsError, WeightsError

@@ -12,12 +12,12 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import analyzers
-from analyzers.periodic import sine_response
-from analyzers.step import step_response
-from stimuli.composite import delay
-from stimuli.periodic import sine
-from stimuli.steps import step
+from testbench import analyzers
+from testbench.analyzers.periodic import sine_response
+from testbench.analyzers.step import step_response
+from testbench.stimuli.composite import delay
+from testbench.stimuli.periodic import sine
+from testbench.stimuli.steps import step
 from testbench.errors import SettingsError
 from testbench.nodes import registry
 
@@ -55,7 +55,7 @@ def as_response(y, stim):
 
 
 def test_importing_the_package_registers_every_analyzer():
-    assert analyzers.__name__ == "analyzers"
+    assert analyzers.__name__ == "testbench.analyzers"
     specs = registry()
     assert specs["step_response"].kind == specs["sine_response"].kind == "analyzer"
 

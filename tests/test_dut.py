@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import kernels.reference as ref
+import testbench.kernels.reference as ref
 from conftest import random_network
 from testbench import weights as W
 from testbench.dut import gru_cells, lstm_cells, rnn_cells

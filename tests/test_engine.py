@@ -139,7 +139,7 @@ def test_user_written_stimulus_and_analyzer_from_yaml(tmp_path, lstm_file, user_
 
 
 def test_interrupted_run_leaves_previous_store_intact(tmp_path, lstm_file, monkeypatch):
-    import kernels
+    from testbench import kernels
 
     out = tmp_path / "r.zarr"
     run_text(graph_text(out, lstm_file))
@@ -161,7 +161,7 @@ def test_interrupted_run_leaves_previous_store_intact(tmp_path, lstm_file, monke
 
 
 def test_task_failures_name_the_node(tmp_path, lstm_file, monkeypatch):
-    import kernels
+    from testbench import kernels
 
     def broken(*args, **kwargs):
         raise FloatingPointError("kernel exploded")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kernels
-from kernels import reference
-from kernels._math import approx_activation
+from testbench import kernels
+from testbench.kernels import reference
+from testbench.kernels._math import approx_activation
 
 CELLS = list(kernels.GATES)
 TOL = {np.float64: 1e-10, np.float32: 1e-5}

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kernels
-from kernels import reference
+from testbench import kernels
+from testbench.kernels import reference
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.network import forward
+from testbench.kernels.network import forward
 
 torch = pytest.importorskip("torch")
 

@@ -29,7 +29,7 @@ def test_registering_a_name_twice_is_an_error():
     def other_sine(*, frequency: float = 1.0) -> xr.DataArray:
         """Not the real sine."""
 
-    with pytest.raises(RegistryError, match=r"node type 'sine' is registered twice: by stimuli\..*"
+    with pytest.raises(RegistryError, match=r"node type 'sine' is registered twice: by testbench\.stimuli\..*"
                                             r"and by test_nodes:.*other_sine; fix: rename"):
         register("stimulus", "sine", other_sine)
 

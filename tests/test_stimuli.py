@@ -8,11 +8,11 @@ import pytest
 import scipy.signal
 import xarray as xr
 
-import stimuli
-from stimuli.composite import add, concat, delay, multiply
-from stimuli.noise import white_noise
-from stimuli.periodic import chirp, sine, square
-from stimuli.steps import impulse, ramp, step
+from testbench import stimuli
+from testbench.stimuli.composite import add, concat, delay, multiply
+from testbench.stimuli.noise import white_noise
+from testbench.stimuli.periodic import chirp, sine, square
+from testbench.stimuli.steps import impulse, ramp, step
 from testbench.errors import SettingsError
 from testbench.nodes import registry
 
@@ -24,7 +24,7 @@ def sweep(func, name, values, **settings):
 
 
 def test_importing_the_package_registers_every_stimulus():
-    assert stimuli.__name__ == "stimuli"
+    assert stimuli.__name__ == "testbench.stimuli"
     kinds = {name: spec.kind for name, spec in registry().items()}
     for name in ("step", "impulse", "ramp", "sine", "square", "chirp", "white_noise", "add",
                  "multiply", "concat", "delay"):

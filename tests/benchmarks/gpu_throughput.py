@@ -15,10 +15,10 @@ import sys
 import numpy as np
 from numba import cuda
 
-import kernels
-from kernels._config import CUDA_THREADS
-from kernels.cells import prepare
-from kernels.cuda import _kernel
+from testbench import kernels
+from testbench.kernels._config import CUDA_THREADS
+from testbench.kernels.cells import prepare
+from testbench.kernels.cuda import _kernel
 
 sys.path.insert(0, os.path.dirname(__file__))
 from report_cells import best_time  # noqa: E402

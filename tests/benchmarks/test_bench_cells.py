@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kernels
-from kernels import reference
+from testbench import kernels
+from testbench.kernels import reference
 
 MAIN = (8192, 1000)  # (cells, steps) of the comparison
 SLOPE_SIZES = [(1024, 200), (4096, 500), (8192, 2500)]  # cells * steps spans 100x
