@@ -11,14 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Gates per cell type (PyTorch order: LSTM i, f, g, o; GRU r, z, n; RNN one).
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
-
-#: Internal traces returned with ``traces=True``, in this order.
-TRACES = {"lstm": ("c", "i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn_tanh": (), "rnn_relu": ()}
-
-#: Integer code of each cell type inside the kernels.
-CODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+from testbench.kernels.celltypes import CODES, GATES, TRACES
 
 BACKENDS = ("cpu", "cuda")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

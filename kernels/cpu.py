@@ -25,7 +25,9 @@ from testbench.kernels._config import BLOCK_STEPS as BS
 from testbench.kernels._config import JIT, PARALLEL
 from testbench.kernels._math import gru_cell, lstm_cell, lstm_update, rnn_cell
 
-LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
+from testbench.kernels.celltypes import CODES
+
+LSTM, GRU, RNN_TANH, RNN_RELU = CODES["lstm"], CODES["gru"], CODES["rnn_tanh"], CODES["rnn_relu"]
 UBC = np.uint64(BC)
 R = tuple(np.uint64(k * BC) for k in range(12))  # offset of row k of the local parameters / state
 V = tuple(np.uint64(k * BS * BC) for k in range(6))  # offset of recorded variable k in the buffer

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CELL_TYPES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+from testbench.kernels.celltypes import CELL_TYPES, GATES
 
 
 def _sigmoid(a):

@@ -32,9 +32,9 @@ import numpy as np
 
 from testbench import weights
 from testbench.errors import WeightsError, did_you_mean
+from testbench.kernels.celltypes import BY_TORCH_MODE
 from testbench.weights import Layer, Network
 
-TORCH_MODES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
 TORCH_INSTALL = "pip install 'testbench[torch]'"
 ONNX_INSTALL = "pip install 'testbench[onnx]'"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -238,9 +238,9 @@ def _from_torch_module(model, layer: str | None, where: str) -> Network:
             "state is a projection of the cell outputs, so cells do not map one-to-one); fix: "
             "audit a model trained with proj_size=0"
         )
-    if rnn.mode not in TORCH_MODES:
+    if rnn.mode not in BY_TORCH_MODE:
         raise WeightsError(f"{where_layer}: recurrent mode {rnn.mode!r} is not supported")
-    net = weights.from_state_dict(rnn.state_dict(), TORCH_MODES[rnn.mode])
+    net = weights.from_state_dict(rnn.state_dict(), BY_TORCH_MODE[rnn.mode])
     net.metadata["layer"] = name
     linears = {
         n: (_as_numpy(m.weight), None if m.bias is None else _as_numpy(m.bias))

@@ -23,6 +23,7 @@ import numpy as np
 from testbench import data as D
 from testbench import weights as W
 from testbench.errors import DataError, SettingsError, WeightsError
+from testbench.kernels.celltypes import CELL_TYPES
 
 #: Per-dataset training settings: epochs, batch size, Adam learning rate, loss; optional
 #: ``zero_readout`` (start from a zero readout, i.e. the training-mean forecast), ``evals_per_epoch``
@@ -40,8 +41,6 @@ MNIST_SHORT_EPOCHS = 2
 GRAD_CLIP = 1.0
 EVAL_CHUNK = 2048
 MANIFEST = "manifest.json"
-_TORCH_RNN = {"lstm": ("LSTM", None), "gru": ("GRU", None), "rnn_tanh": ("RNN", "tanh"),
-              "rnn_relu": ("RNN", "relu")}
 
 
 def build_model(cell_type: str, n_inputs: int, size: int, n_outputs: int):
@@ -52,7 +51,7 @@ def build_model(cell_type: str, n_inputs: int, size: int, n_outputs: int):
     import torch
     from torch import nn
 
-    kind, nonlinearity = _TORCH_RNN[cell_type]
+    kind, nonlinearity = CELL_TYPES[cell_type].torch_class, CELL_TYPES[cell_type].nonlinearity
     extra = {"nonlinearity": nonlinearity} if nonlinearity else {}
 
     class Model(nn.Module):
@@ -99,8 +98,8 @@ def _check_args(dataset: str, size: int, seed: int, epochs, cell_type: str, max_
                              ("max_train", max_train, 1)):
         if value is not None and (not isinstance(value, (int, np.integer)) or value < low):
             raise SettingsError(f"train: {name}={value!r} is out of range; rule: integer >= {low}")
-    if cell_type not in _TORCH_RNN:
-        raise SettingsError(f"train: cell_type {cell_type!r} is not one of {', '.join(_TORCH_RNN)}")
+    if cell_type not in CELL_TYPES:
+        raise SettingsError(f"train: cell_type {cell_type!r} is not one of {', '.join(CELL_TYPES)}")
 
 
 def train(dataset: str, size: int, seed: int, *, variant: str | None = None, epochs: int | None = None,

@@ -44,10 +44,11 @@ from pathlib import Path
 import numpy as np
 
 from testbench.errors import WeightsError, did_you_mean
+from testbench.kernels.celltypes import CELL_TYPES
 
 FORMAT = "testbench-weights"
 FORMAT_VERSION = 1
-GATES = {"lstm": "ifgo", "gru": "rzn", "rnn_tanh": "h", "rnn_relu": "h"}
+GATES = {name: ct.gates for name, ct in CELL_TYPES.items()}
 ZOO_PREFIX = "zoo:"
 ARRAYS = ("W_ih", "W_hh", "b_ih", "b_hh")
 REVERSE_SUFFIX = "_reverse"
