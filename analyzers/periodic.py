@@ -1,4 +1,4 @@
-"""Periodic-response metrics under a sine: amplitude, frequency, correlation (paper Def. 5)."""
+"""Periodic-response metrics under a sine: amplitude, frequency, correlations (paper Defs. 4-5)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import xarray as xr
 from scipy.signal import periodogram
 
-from testbench.analyzers._apply import FREQUENCY_UNIT, apply_metrics, broadcast_core
-from testbench.nodes import Range, analyzer, product_units, units_of
+from testbench.analyzers._apply import FREQUENCY_UNIT, apply_metrics, broadcast_core, records_check
+from testbench.nodes import Range, Response, Stimulus, analyzer, product_units, units_of
 
 
 def _sine_core(y, x, dt, *, steady_frac: float) -> np.ndarray:
-    """(..., T) response and stimulus, (...) dt -> (..., 4): amplitude, frequency, corr, r."""
+    """(..., T) response, stimulus; (...) dt -> (..., 5): amplitude, frequency, corr, r, corr/T."""
     y, x, dt = broadcast_core(y, x, dt)
     T = y.shape[-1]
     n = math.ceil(steady_frac * T)
@@ -32,15 +32,15 @@ def _sine_core(y, x, dt, *, steady_frac: float) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = correlation / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
     r = np.where(constant, np.nan, r)
-    out = np.stack([amplitude, frequency, correlation, r], axis=-1)
+    out = np.stack([amplitude, frequency, correlation, r, correlation / T], axis=-1)
     out[np.isnan(y).any(-1) | np.isnan(x).any(-1)] = np.nan
     return out
 
 
-@analyzer("sine_response")
+@analyzer("sine_response", check=records_check("sine_response", 5))
 def sine_response(
-    response: xr.DataArray,
-    stimulus: xr.DataArray,
+    response: Response,
+    stimulus: Stimulus,
     *,
     steady_frac: Annotated[float, Range(gt=0, le=1)] = 0.5,
 ) -> xr.DataArray:
@@ -58,7 +58,12 @@ def sine_response(
     - ``correlation``: ``sum_t (x_t - mean x)(y_t - mean y)`` over the whole record, unnormalized as
       in the paper (it grows with T and with both amplitudes);
     - ``correlation_normalized``: Pearson's r over the whole record, in [-1, 1]; NaN when the
-      stimulus or the response is constant.
+      stimulus or the response is constant;
+    - ``correlation_per_sample``: ``correlation / T``, the stimulus-response covariance with
+      divisor T (``np.cov(x, y, bias=True)``); it does not grow with the record length. The
+      paper's Table 1 correlation values are the magnitude of this metric (``|correlation| / T``),
+      not its Definition 5. For a linear cell ``y = g x + c`` it is ``g`` times the stimulus's
+      variance (``g A^2 / 2`` for a sine of amplitude A over whole periods).
 
     Parameters
     ----------
@@ -76,10 +81,10 @@ def sine_response(
     xr.DataArray
         ``sine_response``: dims ``(*non-time dims of response and stimulus, metric)`` with metrics
         ``amplitude`` (response units), ``frequency`` (cycles per time unit of dt),
-        ``correlation`` (stimulus units x response units) and ``correlation_normalized``
-        (dimensionless); coordinate ``units`` along ``metric``; ``attrs['definitions']``. Any NaN
-        in a record's response or stimulus makes all its metrics NaN; never raises for undefined
-        metrics.
+        ``correlation`` (stimulus units x response units), ``correlation_normalized``
+        (dimensionless) and ``correlation_per_sample`` (stimulus units x response units);
+        coordinate ``units`` along ``metric``; ``attrs['definitions']``. Any NaN in a record's
+        response or stimulus makes all its metrics NaN; never raises for undefined metrics.
     """
     yu, xu = units_of(response), units_of(stimulus)
     metrics = {
@@ -89,6 +94,8 @@ def sine_response(
                                       "DC excluded")),
         "correlation": (product_units(xu, yu), "sum_t (x_t - mean x)(y_t - mean y), unnormalized"),
         "correlation_normalized": ("1", "Pearson correlation of stimulus and response"),
+        "correlation_per_sample": (product_units(xu, yu), ("correlation / T: sum_t (x_t - mean x)"
+                                                           "(y_t - mean y) / T")),
     }
     return apply_metrics("sine_response", _sine_core, response, stimulus, metrics,
                          {"steady_frac": steady_frac})

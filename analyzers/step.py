@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from testbench.analyzers._apply import TIME_UNIT, apply_metrics, broadcast_core
-from testbench.nodes import Range, analyzer, units_of
+from testbench.analyzers._apply import TIME_UNIT, apply_metrics, broadcast_core, records_check
+from testbench.nodes import Range, Response, Stimulus, analyzer, units_of
 
 
 def _step_core(y, x, dt, *, window_frac: float, band_frac: float, band_reference: str,
@@ -39,10 +39,10 @@ def _step_core(y, x, dt, *, window_frac: float, band_frac: float, band_reference
     return out
 
 
-@analyzer("step_response")
+@analyzer("step_response", check=records_check("step_response", 4))
 def step_response(
-    response: xr.DataArray,
-    stimulus: xr.DataArray,
+    response: Response,
+    stimulus: Stimulus,
     *,
     window_frac: Annotated[float, Range(gt=0, le=1)] = 0.05,
     band_frac: Annotated[float, Range(gt=0, lt=1)] = 0.1,
@@ -75,6 +75,12 @@ def step_response(
     window; equal when ``ceil(window_frac * T) == 1``), counts a sample exactly on the band edge as
     outside (here: inside), and has no floor, so it breaks down for responses settling at 0 (band
     0). Otherwise the two agree exactly.
+
+    Other conventions are settings, not variants of the node: python-control ``step_info``'s
+    default is a 2 % band relative to the final value (``band_frac=0.02, band_reference='final'``),
+    a 1 % band is ``band_frac=0.01``, a 2 % band relative to the step ``band_frac=0.02,
+    band_reference='delta'``. A continuous first-order lag ``y = 1 - exp(-t / tau)`` sampled every
+    dt from the onset settles into a band b at ``tau * ln(1 / b)`` rounded up to the sample grid.
 
     Parameters
     ----------

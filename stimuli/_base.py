@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from testbench.errors import SettingsError
+from testbench.nodes import Facts
 
 
 def steps(length_steps: int) -> np.ndarray:
@@ -32,7 +33,7 @@ def check_nyquist(node: str, setting: str, frequency: float, dt: float) -> None:
         raise SettingsError(
             f"{node}: setting '{setting}' = {frequency} cycles per time unit is at or above the "
             f"Nyquist frequency 1/(2*dt) = {0.5 / dt} for dt = {dt}; the sampled signal would "
-            f"alias; fix: use {setting} < {0.5 / dt} or a smaller dt"
+            f"alias; fix: use {setting} < {0.5 / dt} or a smaller dt", setting=setting
         )
 
 
@@ -42,8 +43,43 @@ def check_onset(node: str, onset_steps: int, length_steps: int) -> None:
         raise SettingsError(
             f"{node}: setting 'onset_steps' = {onset_steps} is not before the end of the record "
             f"(length_steps = {length_steps}); the input change would never be seen; fix: use "
-            f"onset_steps <= {length_steps - 1} or a longer length_steps"
+            f"onset_steps <= {length_steps - 1} or a longer length_steps", setting="onset_steps"
         )
+
+
+def onset(node: str, onset_steps: int | None, length_steps: int) -> int:
+    """The onset t0 of a step-like stimulus (``None`` means T // 2), checked by :func:`check_onset`."""
+    t0 = length_steps // 2 if onset_steps is None else onset_steps
+    check_onset(node, t0, length_steps)
+    return t0
+
+
+def signal_check(node: str, *, frequencies: tuple[str, ...] = (), has_onset: bool = False):
+    """The preflight hook of a built-in source stimulus (see :mod:`testbench.preflight`).
+
+    Parameters
+    ----------
+    node : str
+        Node type name, for messages.
+    frequencies : tuple of str
+        Settings holding frequencies that must stay below Nyquist (:func:`check_nyquist`).
+    has_onset : bool
+        Whether the node has ``onset_steps`` (:func:`onset`).
+
+    Returns
+    -------
+    callable
+        ``check(settings, inputs) -> Facts`` of a float64 record of ``length_steps`` samples.
+    """
+
+    def check(settings: dict, inputs: dict) -> Facts:
+        for name in frequencies:
+            check_nyquist(node, name, settings[name], settings["dt"])
+        if has_onset:
+            onset(node, settings["onset_steps"], settings["length_steps"])
+        return Facts.signal(settings["length_steps"], settings["dt"])
+
+    return check
 
 
 def dt_of(arr: xr.DataArray, where: str):

@@ -7,6 +7,7 @@ same coordinate values on it. ``time`` stays the last dim, numbered 1..T.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import numpy as np
@@ -14,7 +15,7 @@ import xarray as xr
 
 from testbench.stimuli._base import dt_of
 from testbench.errors import SettingsError
-from testbench.nodes import Range, product_units, stimulus, units_of
+from testbench.nodes import Facts, Range, Stimulus, product_units, stimulus, units_of
 
 
 def _pair(node: str, a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, dict]:
@@ -25,7 +26,8 @@ def _pair(node: str, a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr
     """
     dta, dtb = dt_of(a, node), dt_of(b, node)
     if isinstance(dta, float) and isinstance(dtb, float):
-        same = dta == dtb
+        check_same_dt(node, dta, dtb, _names(a, b))
+        same = True
     else:
         same = isinstance(dta, xr.DataArray) and isinstance(dtb, xr.DataArray) and dta.equals(dtb)
     if not same:
@@ -45,13 +47,74 @@ def _pair(node: str, a: xr.DataArray, b: xr.DataArray) -> tuple[xr.DataArray, xr
     return a, b, ({"dt": dta} if isinstance(dta, float) else {})
 
 
-def _same_length(node: str, a: xr.DataArray, b: xr.DataArray) -> None:
-    if a.sizes["time"] != b.sizes["time"]:
+def _names(a: xr.DataArray, b: xr.DataArray) -> tuple[str, str]:
+    return f"a ('{a.name}')", f"b ('{b.name}')"
+
+
+def check_same_dt(node: str, dta: float, dtb: float, names: tuple[str, str] = ("a", "b")) -> None:
+    """Refuse inputs with different (unswept) sample intervals; ``names`` label them in messages."""
+    if dta != dtb:
         raise SettingsError(
-            f"{node}: input a ('{a.name}') has {a.sizes['time']} steps but input b ('{b.name}') "
-            f"has {b.sizes['time']}; samples are combined step by step; fix: give both the same "
-            "length_steps (or join them in time with 'concat')"
+            f"{node}: input {names[0]} has dt = {dta} but input {names[1]} has dt = {dtb}; both "
+            "inputs must share "
+            "the sample interval dt; fix: give both stimuli the same dt setting (and sweep dt, if "
+            "at all, on both the same way)"
         )
+
+
+def check_same_length(node: str, ta: int, tb: int, names: tuple[str, str] = ("a", "b")) -> None:
+    """Refuse inputs of different lengths for a step-by-step combination."""
+    if ta != tb:
+        raise SettingsError(
+            f"{node}: input {names[0]} has {ta} steps but input {names[1]} has {tb}; samples are "
+            "combined step by step; fix: give both the same length_steps (or join them in time with 'concat')"
+        )
+
+
+def check_delay(steps: int, length_steps: int, name: str = "input") -> None:
+    """Refuse a delay that leaves nothing of its input (``name`` labels it in messages)."""
+    if steps >= length_steps:
+        raise SettingsError(
+            f"delay: setting 'steps' = {steps} is not shorter than the {name} ({length_steps} "
+            f"steps); nothing of it would remain; fix: use steps <= {length_steps - 1} or a longer "
+            "input", setting="steps"
+        )
+
+
+def _combined(a: Facts, b: Facts, length_steps: int | None) -> Facts:
+    dims = {**a.dims, **b.dims}
+    T = length_steps or 0
+    return Facts(dims, {**a.coords, **b.coords}, length_steps, a.dt if a.dt == b.dt else None,
+                 eager_bytes=8 * T * math.prod(dims.values()))
+
+
+def _check_pointwise(node: str):
+    """Preflight hook of ``add`` and ``multiply``: equal lengths and dt."""
+
+    def check(settings: dict, inputs: dict) -> Facts:
+        a, b = inputs["a"], inputs["b"]
+        if a.dt is not None and b.dt is not None:
+            check_same_dt(node, a.dt, b.dt)
+        if a.length_steps is not None and b.length_steps is not None:
+            check_same_length(node, a.length_steps, b.length_steps)
+        return _combined(a, b, a.length_steps)
+
+    return check
+
+
+def _check_concat(settings: dict, inputs: dict) -> Facts:
+    a, b = inputs["a"], inputs["b"]
+    if a.dt is not None and b.dt is not None:
+        check_same_dt("concat", a.dt, b.dt)
+    known = a.length_steps is not None and b.length_steps is not None
+    return _combined(a, b, a.length_steps + b.length_steps if known else None)
+
+
+def _check_delay(settings: dict, inputs: dict) -> Facts:
+    x = inputs["x"]
+    if x.length_steps is not None:
+        check_delay(settings["steps"], x.length_steps)
+    return _combined(x, x, x.length_steps)
 
 
 def _same_units(node: str, a: xr.DataArray, b: xr.DataArray, rule: str) -> str:
@@ -72,8 +135,8 @@ def _finish(name: str, out: xr.DataArray, attrs: dict, description: str) -> xr.D
     return out
 
 
-@stimulus("add")
-def add(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+@stimulus("add", check=_check_pointwise("add"))
+def add(a: Stimulus, b: Stimulus) -> xr.DataArray:
     """Sum of two stimuli, step by step: ``x_t = a_t + b_t``.
 
     Parameters
@@ -93,14 +156,14 @@ def add(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     SettingsError
         When dt, length or units differ.
     """
-    _same_length("add", a, b)
+    check_same_length("add", a.sizes["time"], b.sizes["time"], _names(a, b))
     a, b, attrs = _pair("add", a, b)
     units = _same_units("add", a, b, "only like quantities add")
     return _finish("add", a + b, {"units": units, **attrs}, f"({a.name}) + ({b.name})")
 
 
-@stimulus("multiply")
-def multiply(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+@stimulus("multiply", check=_check_pointwise("multiply"))
+def multiply(a: Stimulus, b: Stimulus) -> xr.DataArray:
     """Product of two stimuli, step by step: ``x_t = a_t * b_t`` (e.g. amplitude modulation).
 
     Parameters
@@ -119,14 +182,14 @@ def multiply(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     SettingsError
         When dt or length differ.
     """
-    _same_length("multiply", a, b)
+    check_same_length("multiply", a.sizes["time"], b.sizes["time"], _names(a, b))
     a, b, attrs = _pair("multiply", a, b)
     units = product_units(units_of(a), units_of(b))
     return _finish("multiply", a * b, {"units": units, **attrs}, f"({a.name}) * ({b.name})")
 
 
-@stimulus("concat")
-def concat(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+@stimulus("concat", check=_check_concat)
+def concat(a: Stimulus, b: Stimulus) -> xr.DataArray:
     """Stimulus ``a`` followed by stimulus ``b`` in time; ``time`` renumbered 1..Ta+Tb.
 
     Parameters
@@ -154,8 +217,8 @@ def concat(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     return _finish("concat", out, {"units": units, **attrs}, f"({a.name}) then ({b.name})")
 
 
-@stimulus("delay")
-def delay(x: xr.DataArray, *, steps: Annotated[int, Range(ge=0)] = 0) -> xr.DataArray:
+@stimulus("delay", check=_check_delay)
+def delay(x: Stimulus, *, steps: Annotated[int, Range(ge=0)] = 0) -> xr.DataArray:
     """Stimulus ``x`` delayed by ``steps``: ``y_t = x_{t - steps}`` for t > steps, else ``x_1``.
 
     The record keeps its length T: the first ``steps`` samples repeat the first value ``x_1`` (so
@@ -187,11 +250,7 @@ def delay(x: xr.DataArray, *, steps: Annotated[int, Range(ge=0)] = 0) -> xr.Data
     array([0., 0., 0., 0., 0., 1.])
     """
     T = x.sizes["time"]
-    if steps >= T:
-        raise SettingsError(
-            f"delay: setting 'steps' = {steps} is not shorter than the input '{x.name}' "
-            f"({T} steps); nothing of it would remain; fix: use steps <= {T - 1} or a longer input"
-        )
+    check_delay(steps, T, f"input '{x.name}'")
     shifted = x.roll(time=steps, roll_coords=False)
     keep = xr.DataArray(np.arange(T) >= steps, dims="time")
     out = shifted.where(keep, x.isel(time=0, drop=True))

@@ -7,11 +7,11 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from testbench.stimuli._base import fill_doc, make
+from testbench.stimuli._base import fill_doc, make, signal_check
 from testbench.nodes import Range, stimulus
 
 
-@stimulus("white_noise")
+@stimulus("white_noise", check=signal_check("white_noise"))
 @fill_doc
 def white_noise(
     *,

@@ -11,11 +11,11 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from testbench.stimuli._base import check_nyquist, fill_doc, make, steps
+from testbench.stimuli._base import check_nyquist, fill_doc, make, signal_check, steps
 from testbench.nodes import Range, stimulus
 
 
-@stimulus("sine")
+@stimulus("sine", check=signal_check("sine", frequencies=("frequency",)))
 @fill_doc
 def sine(
     *,
@@ -51,7 +51,7 @@ def sine(
                  "amplitude": amplitude, "phase": phase, "offset": offset})
 
 
-@stimulus("square")
+@stimulus("square", check=signal_check("square", frequencies=("frequency",)))
 @fill_doc
 def square(
     *,
@@ -93,7 +93,7 @@ def square(
                  "amplitude": amplitude, "phase": phase, "offset": offset})
 
 
-@stimulus("chirp")
+@stimulus("chirp", check=signal_check("chirp", frequencies=("f0", "f1")))
 @fill_doc
 def chirp(
     *,

@@ -12,17 +12,11 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from testbench.stimuli._base import check_onset, fill_doc, make, steps
+from testbench.stimuli._base import fill_doc, make, onset, signal_check, steps
 from testbench.nodes import Range, stimulus
 
 
-def _onset(node: str, onset_steps: int | None, length_steps: int) -> int:
-    t0 = length_steps // 2 if onset_steps is None else onset_steps
-    check_onset(node, t0, length_steps)
-    return t0
-
-
-@stimulus("step")
+@stimulus("step", check=signal_check("step", has_onset=True))
 @fill_doc
 def step(
     *,
@@ -48,14 +42,14 @@ def step(
     >>> step(length_steps=6, onset_steps=3).values
     array([0., 0., 0., 1., 1., 1.])
     """
-    t0 = _onset("step", onset_steps, length_steps)
+    t0 = onset("step", onset_steps, length_steps)
     x = baseline + amplitude * (steps(length_steps) > t0)
     return make("step", x, f"step x_t = {baseline} + {amplitude} * 1[t > {t0}]",
                 {"length_steps": length_steps, "dt": dt, "onset_steps": t0, "baseline": baseline,
                  "amplitude": amplitude})
 
 
-@stimulus("impulse")
+@stimulus("impulse", check=signal_check("impulse", has_onset=True))
 @fill_doc
 def impulse(
     *,
@@ -81,14 +75,14 @@ def impulse(
     >>> impulse(length_steps=5, onset_steps=2).values
     array([0., 0., 1., 0., 0.])
     """
-    t0 = _onset("impulse", onset_steps, length_steps)
+    t0 = onset("impulse", onset_steps, length_steps)
     x = baseline + amplitude * (steps(length_steps) == t0 + 1)
     return make("impulse", x, f"impulse x_t = {baseline} + {amplitude} * 1[t = {t0 + 1}]",
                 {"length_steps": length_steps, "dt": dt, "onset_steps": t0, "baseline": baseline,
                  "amplitude": amplitude})
 
 
-@stimulus("ramp")
+@stimulus("ramp", check=signal_check("ramp", has_onset=True))
 @fill_doc
 def ramp(
     *,
@@ -115,7 +109,7 @@ def ramp(
     >>> ramp(length_steps=5, onset_steps=2, slope=0.5, dt=2.0).values
     array([0., 0., 1., 2., 3.])
     """
-    t0 = _onset("ramp", onset_steps, length_steps)
+    t0 = onset("ramp", onset_steps, length_steps)
     x = baseline + slope * dt * np.maximum(steps(length_steps) - t0, 0)
     return make("ramp", x, f"ramp x_t = {baseline} + {slope} * max(t - {t0}, 0) * {dt}",
                 {"length_steps": length_steps, "dt": dt, "onset_steps": t0, "baseline": baseline,

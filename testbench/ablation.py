@@ -37,8 +37,8 @@ from threadpoolctl import threadpool_limits
 
 from testbench import data as D
 from testbench import weights as W
-from testbench.errors import SettingsError, WeightsError
-from testbench.nodes import Range, analyzer
+from testbench.errors import SettingsError, TestbenchError, WeightsError
+from testbench.nodes import Facts, Range, analyzer
 
 MODES = ("zero", "mean", "clamp")
 #: Rows (variants x sequences) of one batched block; bounds memory to about
@@ -317,10 +317,48 @@ def ablate(net: W.Network, ds: D.Dataset, mode: str = "zero", *, clamp_value: fl
     return float(scores[0]), scores[1:], values
 
 
-@analyzer("ablation")
+def _networks(weights, trust_pickle: bool) -> dict[tuple[str, int], tuple[str, object, W.Network]]:
+    """Load and check the networks to ablate, keyed by (dataset, network_size).
+
+    Raises
+    ------
+    TestbenchError
+        A missing, unsafe or unsuitable weights file, or two networks with the same key; its
+        ``setting`` is ``'weights'``.
+    """
+    out = {}
+    try:
+        for src in W.sources(weights):
+            path = W.resolve(src)
+            net = W.load(path, trust_pickle=trust_pickle)
+            check_network(net, src)
+            key = (str(net.metadata.get("dataset") or path.stem), net.hidden_size)
+            if key in out:
+                raise SettingsError(
+                    f"setting 'weights': {src} is a second {key[1]}-cell network of dataset "
+                    f"'{key[0]}'; the result grid (dataset, network_size) needs each pair once; "
+                    "fix: ablate them in separate runs")
+            out[key] = (src, path, net)
+    except TestbenchError as exc:
+        exc.setting = "weights"
+        raise
+    return out
+
+
+def _check(settings: dict, inputs: dict) -> Facts:
+    """Preflight hook of ``ablation``: the networks load and can be ablated; the output's facts."""
+    nets = _networks(settings["weights"], settings["trust_pickle"])
+    datasets = sorted({k[0] for k in nets})
+    sizes = sorted({k[1] for k in nets})
+    return Facts({"dataset": len(datasets), "network_size": len(sizes), "cell": max(sizes)},
+                 {"dataset": tuple(datasets), "network_size": tuple(sizes)})
+
+
+@analyzer("ablation", check=_check)
 def ablation(
     *,
     weights: str | list[str] = "zoo:co2-128",
+    trust_pickle: bool = False,
     mode: Literal["zero", "mean", "clamp"] = "zero",
     clamp_value: float = 0.0,
     data_dir: str | None = None,
@@ -338,6 +376,10 @@ def ablation(
         written by ``testbench train`` (its metadata names the dataset and test split). A list
         gives one ``(dataset, network_size)`` grid; cells of smaller networks are NaN. Default
         ``zoo:co2-128``.
+    trust_pickle : bool
+        Permit a PyTorch ``.pt`` file that holds pickled Python objects; unpickling runs code
+        stored in the file, so set it only for files you trust (as for ``lstm_cells``). Default
+        false: tensors only.
     mode : 'zero' | 'mean' | 'clamp'
         What a knocked-out cell emits at every step: 0; its mean output over the evaluated test
         sequences (all steps) in the intact network; or ``clamp_value``. Default ``zero``.
@@ -369,19 +411,8 @@ def ablation(
         evaluated). Padded cells and absent networks are NaN. Same ``dataset``/``network_size``/
         ``cell`` coordinates as ``lstm_cells``, so it joins the ``metrics`` variable by cell.
     """
-    sources = [weights] if isinstance(weights, str) else list(weights)
     results, prov = {}, []
-    for src in sources:
-        path = W.resolve(src)
-        net = W.load(path)
-        check_network(net, src)
-        key = (str(net.metadata.get("dataset") or path.stem), net.hidden_size)
-        if key in results:
-            raise SettingsError(
-                f"setting 'weights': {src} is a second {key[1]}-cell network of dataset '{key[0]}'; "
-                "the result grid (dataset, network_size) needs each pair once; fix: ablate them in "
-                "separate runs"
-            )
+    for key, (src, path, net) in _networks(weights, trust_pickle).items():
         ds = test_set(net, data_dir=data_dir, max_sequences=max_test_sequences, seed=seed)
         intact, errors, values = ablate(net, ds, mode, clamp_value=clamp_value, rows=rows, dtype=dtype)
         results[key] = (intact, errors, values, ds.metric, ds.units, len(ds.test))
@@ -405,14 +436,17 @@ def ablation(
               "n_test": (("dataset", "network_size"), n_test)}
     dims3, dims2 = ("dataset", "network_size", "cell"), ("dataset", "network_size")
     common = {"mode": mode, "dtype": dtype, "weights": json.dumps(prov)}
+    # the datasets' error unit when they share one, else each dataset's (as in `error_units`)
+    error_units = (units[0] if len(set(units)) == 1
+                   else "; ".join(f"{d}: {u}" for d, u in zip(datasets, units)))
     return xr.Dataset(
         {
             "ablation_impact": (dims3, err - intact_arr[..., None], {
-                **common, "units": "error_units",
+                **common, "units": error_units,
                 "description": "test error with the cell knocked out minus the intact test error"}),
-            "ablation_error": (dims3, err, {**common, "units": "error_units",
+            "ablation_error": (dims3, err, {**common, "units": error_units,
                                             "description": "test error with the cell knocked out"}),
-            "ablation_intact": (dims2, intact_arr, {**common, "units": "error_units",
+            "ablation_intact": (dims2, intact_arr, {**common, "units": error_units,
                                                     "description": "test error of the intact network"}),
             "ablation_value": (dims3, val, {**common, "units": "1",
                                             "description": "output emitted by the knocked-out cell"}),

@@ -4,7 +4,10 @@
 exponent ``b`` with a Student-t 95 % confidence interval (``n - 2`` degrees of freedom). Applied to
 the per-network mean over cells of a metric's magnitude (:func:`capacity_table`), it tests the
 paper's claims that the sine amplitude decays roughly as ``1/N`` (``b ~ -1``) while the settling time
-stays flat (``b ~ 0``).
+stays flat (``b ~ 0``). With several networks per size (training seeds, untrained controls as a
+label of the network grid) :func:`capacity_table` fits each one, and :func:`across` gives the spread
+of the exponent across seeds with a t-interval: one network's fit interval says nothing about how
+another training draw would come out.
 """
 
 from __future__ import annotations
@@ -84,12 +87,13 @@ def size_statistics(metrics: xr.DataArray, *, magnitude: bool = True) -> xr.Data
 
 def capacity_table(metrics: xr.DataArray, *, names: list[str] | None = None, statistic: str = "mean",
                    magnitude: bool = True) -> pd.DataFrame:
-    """Power-law exponent of each metric's per-network statistic against network size, per dataset.
+    """Power-law exponent of each metric's per-network statistic against network size.
 
     Parameters
     ----------
     metrics : xr.DataArray
-        Dims ``(dataset, network_size, cell, metric)`` (other dims selected beforehand).
+        Dims ``(dataset, network_size, cell, metric)`` and any others: labels of the network grid
+        (``seed``, trained or untrained) or sweep dims, each fitted separately.
     names : list of str, optional
         Metrics to fit; default all.
     statistic : {'mean', 'median'}
@@ -100,7 +104,9 @@ def capacity_table(metrics: xr.DataArray, *, names: list[str] | None = None, sta
     Returns
     -------
     pd.DataFrame
-        Index ``(dataset, metric)``; columns of :func:`power_law`.
+        Index ``(dataset, *other dims in their order, metric)`` — one fit per dataset, per value
+        of every other dim (per seed: :func:`across` aggregates them) and per metric; columns of
+        :func:`power_law`.
     """
     if statistic not in ("mean", "median"):
         raise SettingsError(f"capacity_table: statistic {statistic!r} is not 'mean' or 'median'")
@@ -110,10 +116,74 @@ def capacity_table(metrics: xr.DataArray, *, names: list[str] | None = None, sta
                             "'metrics' variable of a run over several network sizes")
     table = size_statistics(metrics, magnitude=magnitude)[statistic]
     names = [str(m) for m in metrics["metric"].values] if names is None else list(names)
+    groups = ["dataset", *(d for d in table.dims if d not in ("dataset", "network_size", "metric"))]
+    table = table.sel(metric=names).transpose(*groups, "metric", "network_size")
+    sizes = table["network_size"].values
+    labels = [[v.item() if hasattr(v, "item") else v for v in table[d].values] for d in groups]
     rows, index = [], []
-    for d in table["dataset"].values:
-        for name in names:
-            series = table.sel(dataset=d, metric=name)
-            rows.append(power_law(series["network_size"].values, series.values))
-            index.append((str(d), name))
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["dataset", "metric"]))
+    for at in np.ndindex(table.shape[:-1]):
+        rows.append(power_law(sizes, table.values[at]))
+        index.append((*(labels[i][j] for i, j in enumerate(at[:-1])), names[at[-1]]))
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=[*groups, "metric"]))
+
+
+def across(table: pd.DataFrame, level: str = "seed", *, column: str = "exponent",
+           confidence: float = 0.95) -> pd.DataFrame:
+    """Aggregate per-seed (or per-any-label) fits: mean, spread and a t-interval across the label.
+
+    One fit per seed gives an interval for *that* network's exponent only; the interval across
+    seeds says how much training draws change it (``scipy.stats.ttest_1samp`` over the seeds).
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        A :func:`capacity_table` (or any frame with ``column`` and index level ``level``).
+    level : str
+        Index level to aggregate over. Default ``seed``.
+    column : str
+        Column aggregated. Default ``exponent``.
+    confidence : float
+        Confidence level of the interval, 0 < confidence < 1. Default 0.95.
+
+    Returns
+    -------
+    pd.DataFrame
+        Index: the other levels; columns ``n`` (labels with a finite value), ``mean``, ``std``
+        (ddof 1), ``min``, ``max``, ``lo`` / ``hi`` (Student-t interval of the mean, n - 1 degrees
+        of freedom) and ``p_value`` (two-sided, of mean = 0). ``std``, ``lo``, ``hi``, ``p_value``
+        NaN below 2 finite values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> index = pd.MultiIndex.from_tuples([("co2", s, "settling_time") for s in range(3)],
+    ...                                   names=["dataset", "seed", "metric"])
+    >>> t = pd.DataFrame({"exponent": [-0.06, -0.14, -0.12]}, index=index)
+    >>> row = across(t).loc[("co2", "settling_time")]
+    >>> round(float(row["mean"]), 3), int(row["n"])
+    (-0.107, 3)
+    """
+    if not 0 < confidence < 1:
+        raise SettingsError(f"across: confidence={confidence!r} is out of range; "
+                            "rule: 0 < confidence < 1")
+    if level not in table.index.names or column not in table.columns:
+        raise SettingsError(f"across: the table has index levels {list(table.index.names)} and "
+                            f"columns {list(table.columns)}, not level {level!r} with column "
+                            f"{column!r}; fix: fit per {level} first (metrics with a '{level}' "
+                            "dim)")
+    keys = [n for n in table.index.names if n != level]
+    rows, index = [], []
+    for key, values in table[column].groupby(level=keys, sort=False):
+        v = values.to_numpy(np.float64)
+        v = v[np.isfinite(v)]
+        row = dict(n=v.size, mean=np.nan, std=np.nan, min=np.nan, max=np.nan, lo=np.nan,
+                   hi=np.nan, p_value=np.nan)
+        if v.size:
+            row.update(mean=v.mean(), min=v.min(), max=v.max())
+        if v.size >= 2:
+            test = stats.ttest_1samp(v, 0.0)
+            ci = test.confidence_interval(confidence)
+            row.update(std=v.std(ddof=1), lo=ci.low, hi=ci.high, p_value=test.pvalue)
+        rows.append(row)
+        index.append(key if isinstance(key, tuple) else (key,))
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=keys))

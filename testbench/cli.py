@@ -14,6 +14,8 @@ import time
 from testbench.errors import TestbenchError
 
 EXIT_USER_ERROR = 2
+TRUST_PICKLE_HELP = ("read a PyTorch file that holds pickled Python objects (a whole nn.Module); "
+                     "this runs code stored in the file: only for files you trust")
 
 
 def _cmd_run(args) -> int:
@@ -30,15 +32,24 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _shown(path: str) -> str:
+    """``path`` as printable text: bytes of ``argv`` that are not UTF-8 become ``\\xNN`` escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _cmd_validate(args) -> int:
     from testbench.graph import load_graph
+    from testbench.preflight import preflight
 
     graph = load_graph(args.graph, overrides=args.set or [])
+    plan = preflight(graph, output=args.output, scheduler=args.scheduler)  # the checks of `run`
     kinds = {}
     for decl in graph.nodes.values():
         kinds[decl.spec.kind] = kinds.get(decl.spec.kind, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
-    print(f"{args.graph}: valid ({summary}); output {graph.output}")
+    output = graph.output if args.output is None else args.output
+    print(f"{_shown(args.graph)}: valid ({summary}); output {_shown(output)}")
+    print(f"would compute: {plan.summary()}")
     return 0
 
 
@@ -56,7 +67,8 @@ def _cmd_nodes(args) -> int:
             spec = specs[name]
         print(f"{spec.name}  [{spec.kind}]  {spec.summary}")
         if spec.inputs:
-            print(f"    inputs: {', '.join(spec.inputs)}")
+            ports = (f"{i} <- {' | '.join(spec.ports.get(i, ()))}" for i in spec.inputs)
+            print(f"    inputs: {', '.join(ports)}")
         for s in spec.settings.values():
             print(f"    {s.name}: {s.type_text} = {s.default!r}")
             if s.doc:
@@ -69,27 +81,33 @@ def _cmd_nodes(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from testbench.report import format_summary, summary
-    from testbench.store import open_store
+    from testbench.errors import OutputError
+    from testbench.report import format_ablation, format_summary, select_point, summary
+    from testbench.store import load, open_store
 
     ds = open_store(args.store)
+    if "metrics" not in ds and "ablation_impact" in ds:  # an ablation-only store
+        for sel in args.sel or []:
+            ds = select_point(ds, sel)
+        print(f"{args.store}: {dict(ds.sizes)}")
+        print(format_ablation(ds, args.store, markdown=args.markdown))
+        return 0
     if "metrics" not in ds:
         raise TestbenchError(f"'{args.store}' holds no 'metrics' variable; fix: run a graph with an "
                              "analyzer node")
+    if "metric" not in ds.metrics.dims or "units" not in ds.coords:
+        raise OutputError(f"'{args.store}': 'metrics' lacks its 'metric' dimension or 'units' "
+                          "coordinate, which every store written by `testbench run` has; the store "
+                          "is damaged; fix: re-run the graph that wrote it")
     metrics = ds.metrics
     for sel in args.sel or []:
-        dim, _, value = sel.partition("=")
-        if dim not in metrics.dims:
-            from testbench.errors import did_you_mean
-
-            raise TestbenchError(f"--sel {sel}: no dimension '{dim}'; {did_you_mean(dim, metrics.dims)}")
-        coord = metrics[dim]
-        metrics = metrics.sel({dim: coord.dtype.type(value) if coord.dtype.kind != "U" else value})
+        metrics = select_point(metrics, sel)
+    metrics = load(metrics, args.store)
+    units = dict(zip(map(str, ds.metric.values), map(str, load(ds["units"], args.store).values)))
     print(f"{args.store}: {dict(ds.sizes)}")
     print(f"graph: {ds.attrs.get('graph_source', '?')}  created {ds.attrs.get('created_utc', '?')}")
     print()
     print(format_summary(summary(metrics), markdown=args.markdown))
-    units = dict(zip(map(str, ds.metric.values), map(str, ds.units.values)))
     print()
     print("units: " + ", ".join(f"{m} [{u}]" for m, u in units.items()))
     return 0
@@ -121,7 +139,7 @@ def _cmd_zoo(args) -> int:
 def _cmd_export(args) -> int:
     from testbench.importers import export
 
-    out = export(args.model, args.output, layer=args.layer)
+    out = export(args.model, args.output, layer=args.layer, trust_pickle=args.trust_pickle)
     print(f"wrote {out}")
     return 0
 
@@ -138,7 +156,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     from testbench.training import evaluate
 
-    result = evaluate(args.weights, data_dir=args.data_dir)
+    result = evaluate(args.weights, data_dir=args.data_dir, trust_pickle=args.trust_pickle)
     for k, v in result.items():
         print(f"{k}: {v}")
     return 0
@@ -165,8 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     r.set_defaults(func=_cmd_run)
 
-    v = sub.add_parser("validate", help="check a graph and report every problem at once")
+    v = sub.add_parser("validate", help="check a graph and report every problem at once: the same "
+                                        "checks as `run` before it computes (settings, weights, "
+                                        "output path, memory estimate, scheduler)")
     v.add_argument("graph")
+    v.add_argument("-o", "--output", help="store path or URL to check (default: the graph's "
+                                          "'output')")
+    v.add_argument("--scheduler", help="scheduler to check, as for run; a tcp://HOST:PORT address "
+                                       "is contacted (a dask handshake of a few seconds)")
     v.add_argument("--set", action="append", metavar="NODE.SETTING=VALUE")
     v.set_defaults(func=_cmd_validate)
 
@@ -187,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model")
     e.add_argument("-o", "--output", required=True)
     e.add_argument("--layer", help="name of the recurrent layer inside the model")
+    e.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     e.set_defaults(func=_cmd_export)
 
     t = sub.add_parser("train", help="train a network on a dataset and export it")
@@ -208,14 +233,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="recompute a network's test score from its exported weights")
     ev.add_argument("weights")
     ev.add_argument("--data-dir")
+    ev.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     ev.set_defaults(func=_cmd_evaluate)
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it cleans up as Ctrl-C does."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``testbench`` console script; returns the exit status."""
+    import signal
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         return args.func(args)
     except TestbenchError as exc:
@@ -226,9 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted; no partial store was left in place", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stop = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"{stop}; no partial store was left in place", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

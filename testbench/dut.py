@@ -8,6 +8,7 @@ and :func:`kernels.isolate`. The simulation itself runs in :mod:`kernels` (Numba
 from __future__ import annotations
 
 import json
+import math
 from functools import partial
 from typing import Annotated, Literal
 
@@ -16,8 +17,8 @@ import xarray as xr
 
 from testbench import kernels
 from testbench import weights as W
-from testbench.errors import BackendError, SettingsError, WeightsError
-from testbench.nodes import Range, dut, guard
+from testbench.errors import BackendError, SettingsError, TestbenchError, WeightsError
+from testbench.nodes import ANALYZER_BYTES_PER_SAMPLE, Block, Facts, Range, Stimulus, dut, guard
 
 DEFAULT_WEIGHTS = "zoo:co2-128"
 
@@ -33,7 +34,7 @@ def _channel_vectors(channels, m: int) -> tuple[np.ndarray, list | None]:
         raise SettingsError(
             f"setting 'channels': {channels!r} is not a non-empty list of channel indices in "
             f"[0, {m - 1}] for a network with {m} input channels; fix: use 'all', 'each' or a "
-            f"list such as [0]"
+            f"list such as [0]", setting="channels"
         )
     v = np.zeros((1, m))
     v[0, sorted(set(channels))] = 1.0
@@ -45,7 +46,7 @@ def _network_key(net: W.Network, path) -> tuple[str, int]:
     return dataset, net.hidden_size
 
 
-def _load_networks(sources, cell_type_wanted, layer):
+def _load_networks(sources, cell_type_wanted, layer, trust_pickle=False):
     """Load and check every network; key them by (dataset, network_size).
 
     Returns ``nets`` {(dataset, size): (Network, source)}, the provenance list, and the sorted
@@ -54,7 +55,7 @@ def _load_networks(sources, cell_type_wanted, layer):
     nets, prov = {}, []
     for src in sources:
         path = W.resolve(src)
-        net = W.load(path)
+        net = W.load(path, trust_pickle=trust_pickle)
         if net.cell_type not in cell_type_wanted:
             raise WeightsError(
                 f"{src}: holds a {net.cell_type} network, but this node simulates "
@@ -64,14 +65,15 @@ def _load_networks(sources, cell_type_wanted, layer):
         if not 0 <= layer < len(net.layers):
             raise SettingsError(
                 f"setting 'layer': {layer} is out of range for {src}, which has "
-                f"{len(net.layers)} layer(s); fix: use a layer index in [0, {len(net.layers) - 1}]"
+                f"{len(net.layers)} layer(s); fix: use a layer index in [0, {len(net.layers) - 1}]",
+                setting="layer"
             )
         key = _network_key(net, path)
         if key in nets:
             raise SettingsError(
                 f"setting 'weights': {src} and {nets[key][1]} are both a {key[1]}-cell network of "
                 f"dataset '{key[0]}'; the result grid (dataset, network_size) needs each pair once; "
-                "fix: characterize them in separate runs"
+                "fix: characterize them in separate runs", setting="weights"
             )
         nets[key] = (net, src)
         prov.append({"source": str(src), "path": str(path), "sha256": W.checksum(path),
@@ -92,7 +94,7 @@ def _vectors(nets, layer, channels, dtype):
         raise SettingsError(
             f"setting 'channels': 'each' needs networks with equal input sizes, but "
             f"{' and '.join(f'{src} has {len(c)}' for c, src in chans.items())} input channels; "
-            "fix: characterize them in separate runs, or use channels: all"
+            "fix: characterize them in separate runs, or use channels: all", setting="channels"
         )
     chan = next(iter(chans))
     return vecs, None if chan is None else list(chan)
@@ -211,33 +213,86 @@ def _in_network(nets, datasets, sizes, layer, vecs, chan, x: xr.DataArray) -> xr
     return resp if chan is not None else resp.squeeze("channel", drop=True)
 
 
-def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, layer, channels,
-           backend, dtype, traces, chunk_cells, chunk_points, h0, c0) -> xr.DataArray:
+def _prepare(cell_types: tuple[str, ...], weights, mode, layer, channels, backend, dtype, traces,
+             h0, c0, trust_pickle):
+    """Every check of a DUT's settings against its networks (shared by the node and its hook).
+
+    Returns the networks, provenance, grid ``datasets`` and ``sizes``, the cell type, the
+    input-channel vectors and the ``channel`` coordinate (or None).
+    """
     if backend == "cuda":
         from numba import cuda
 
         if not cuda.is_available():
-            raise BackendError(
+            exc = BackendError(
                 "setting 'backend': 'cuda' was asked for but no CUDA GPU is available here; "
                 "fix: use backend: cpu (or run on a machine with an NVIDIA GPU and its driver)"
             )
-    if "time" not in stimulus.dims:
-        raise SettingsError("input 'stimulus' has no 'time' dimension; fix: connect a stimulus node")
-    sources = [weights] if isinstance(weights, str) else list(weights)
-    nets, prov, datasets, sizes = _load_networks(sources, cell_types, layer)
+            exc.setting = "backend"
+            raise exc
+    try:
+        nets, prov, datasets, sizes = _load_networks(W.sources(weights), cell_types, layer,
+                                                     trust_pickle)
+    except TestbenchError as exc:  # missing, unsafe or malformed files are the weights' problem
+        if getattr(exc, "setting", None) is None:
+            exc.setting = "weights"
+        raise
     if mode == "in_network" and any(net.directions > 1 for net, _ in nets.values()):
         raise SettingsError(
             "setting 'mode': 'in_network' does not support bidirectional networks yet; fix: use "
-            "mode: isolated (it adds a 'direction' dimension)"
+            "mode: isolated (it adds a 'direction' dimension)", setting="mode"
         )
     if mode == "in_network" and (traces or h0 or c0 or backend != "cpu"):
         raise SettingsError(
             "settings 'traces', 'h0', 'c0' and 'backend' apply to mode 'isolated' only; got "
             f"traces={traces}, h0={h0}, c0={c0}, backend={backend!r} with mode 'in_network'; fix: "
-            "leave them at their defaults (the whole network starts from a zero state)"
+            "leave them at their defaults (the whole network starts from a zero state)",
+            setting="mode"
         )
     cell_type = next(iter(nets.values()))[0].cell_type
     vecs, chan = _vectors(nets, layer, channels, dtype)
+    return nets, prov, datasets, sizes, cell_type, vecs, chan
+
+
+def _check(cell_types: tuple[str, ...], settings: dict, inputs: dict) -> Facts:
+    """Preflight hook of the DUT nodes: the checks of :func:`_prepare` and the output's facts."""
+    s = settings
+    nets, _, datasets, sizes, cell_type, _, chan = _prepare(
+        cell_types, s["weights"], s["mode"], s["layer"], s["channels"], s["backend"], s["dtype"],
+        s["traces"], s["h0"], s["c0"], s["trust_pickle"])
+    stim = inputs["stimulus"]
+    n_dir = max(net.directions for net, _ in nets.values())
+    n_trace = 1 + len(kernels.TRACES[cell_type]) if s["traces"] else 1
+    grid = {"dataset": len(datasets), "network_size": len(sizes), "cell": max(sizes),
+            "channel": len(chan or [None]), "direction": n_dir}
+    dims = {k: n for k, n in grid.items() if n > 1 or k not in ("channel", "direction")}
+    dims.update(stim.dims)
+    if s["traces"]:
+        dims["trace"] = n_trace
+    T = stim.length_steps
+    if T is None:  # a custom stimulus without a hook: its length is unknown before computing
+        return Facts(dims, {"dataset": tuple(datasets), "network_size": tuple(sizes)}, None, stim.dt)
+    itemsize = np.dtype(s["dtype"]).itemsize
+    # kernel output and its reordered copy, plus the analyzers' float64 working copies
+    per_sample = 2 * itemsize + ANALYZER_BYTES_PER_SAMPLE
+    points = math.prod(stim.dims.values())
+    if s["mode"] == "in_network":  # one task per network, all stimulus points at once
+        block = Block(max(sizes) * grid["channel"], points, T, per_sample, tunable=False)
+    else:
+        block = Block(min(s["chunk_cells"], max(sizes)),
+                      math.prod(min(s["chunk_points"], n) for n in stim.dims.values()), T,
+                      per_sample * n_trace * len(datasets) * len(sizes) * grid["channel"] * n_dir)
+    return Facts(dims, {"dataset": tuple(datasets), "network_size": tuple(sizes)}, T, stim.dt,
+                 eager_bytes=itemsize * T * points, block=block)
+
+
+def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, layer, channels,
+           backend, dtype, traces, chunk_cells, chunk_points, h0, c0,
+           trust_pickle=False) -> xr.DataArray:
+    if "time" not in stimulus.dims:
+        raise SettingsError("input 'stimulus' has no 'time' dimension; fix: connect a stimulus node")
+    nets, prov, datasets, sizes, cell_type, vecs, chan = _prepare(
+        cell_types, weights, mode, layer, channels, backend, dtype, traces, h0, c0, trust_pickle)
     x = stimulus.astype(dtype).transpose(..., "time")
     if mode == "in_network":
         resp = _in_network(nets, datasets, sizes, layer, vecs, chan, x)
@@ -281,6 +336,11 @@ _SETTINGS_DOC = """
         a PyTorch ``.pt`` file. A list characterizes several networks on one
         ``(dataset, network_size)`` grid (cells of smaller networks are NaN). Default
         ``zoo:co2-128``.
+    trust_pickle : bool
+        Permit a PyTorch ``.pt`` file that holds pickled Python objects (a whole ``nn.Module``
+        saved with ``torch.save(model)``). Unpickling runs code stored in the file, so set it only
+        for files you trust; a warning is printed when it is used. Default false: tensors only
+        (``torch.load(weights_only=True)``); save ``model.state_dict()`` to need no trust.
     mode : 'isolated' | 'in_network'
         ``isolated`` (the paper's method): each cell is a one-unit system driven alone, with only
         its self-recurrence. ``in_network``: the whole network (layers 0..``layer``) is driven by
@@ -324,9 +384,10 @@ _SETTINGS_DOC = """
 
 def _make(cell_types: tuple[str, ...], type_name: str, title: str):
     def node(
-        stimulus: xr.DataArray,
+        stimulus: Stimulus,
         *,
         weights: str | list[str] = DEFAULT_WEIGHTS,
+        trust_pickle: bool = False,
         mode: Literal["isolated", "in_network"] = "isolated",
         layer: Annotated[int, Range(ge=0)] = 0,
         channels: Literal["all", "each"] | list[Annotated[int, Range(ge=0)]] = "all",
@@ -339,11 +400,11 @@ def _make(cell_types: tuple[str, ...], type_name: str, title: str):
         c0: float = 0.0,
     ) -> xr.DataArray:
         return _cells(cell_types, stimulus, weights, mode, layer, channels, backend, dtype, traces,
-                      chunk_cells, chunk_points, h0, c0)
+                      chunk_cells, chunk_points, h0, c0, trust_pickle)
 
     node.__name__ = node.__qualname__ = type_name
     node.__doc__ = title + "\n" + _SETTINGS_DOC
-    return dut(type_name)(node)
+    return dut(type_name, check=partial(_check, cell_types))(node)
 
 
 lstm_cells = _make(("lstm",), "lstm_cells",

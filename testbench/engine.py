@@ -20,6 +20,7 @@ import xarray as xr
 from testbench.errors import NodeError, TestbenchError
 from testbench.graph import Graph, NodeDecl
 from testbench.nodes import building
+from testbench.preflight import preflight
 
 @dataclass
 class RunResult:
@@ -161,7 +162,8 @@ def provenance(graph: Graph, outputs: dict) -> dict:
 
 def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None,
         progress: bool = True) -> str:
-    """Build, compute and store a graph; then run its sink nodes on the stored results.
+    """Build, compute and store a graph; its sink nodes run on the new store before it replaces the
+    previous one.
 
     Parameters
     ----------
@@ -179,15 +181,33 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
     -------
     str
         The store written.
+
+    Raises
+    ------
+    GraphError, BackendError
+        What :func:`testbench.preflight.preflight` refuses (the same as ``testbench validate``).
+    OutputError
+        The target may not be written (checked before anything is computed, see
+        :func:`testbench.store.check_target`); a failing sink leaves the previous store in place.
     """
     from testbench import store
 
-    target = output or graph.output
+    # the checks of `validate`, before anything is computed; the output is checked just below
+    preflight(graph, scheduler=scheduler, check_output=False)
+    target = store.check_target(graph.output if output is None else output, graph=graph.source)
     result = build(graph)
+    sinks = [d for d in graph.nodes.values() if d.spec.kind == "sink"]
+
+    def run_sinks(new_store: str) -> None:  # before the new store replaces the previous one
+        stored = store.open_store(new_store)
+        for decl in sinks:
+            inputs = {p: _stored_output(stored, graph, src, result.outputs[src])
+                      for p, src in decl.inputs.items()}
+            _call(decl, inputs, {})
+
     try:
-        store.write(result.dataset, target, scheduler=scheduler or graph.scheduler, progress=progress)
-    except NodeError:
-        raise
+        store.write(result.dataset, target, scheduler=scheduler or graph.scheduler,
+                    progress=progress, graph=graph.source, before_commit=run_sinks if sinks else None)
     except TestbenchError:
         raise
     except Exception as exc:
@@ -199,13 +219,6 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
         if cause is not None:
             raise cause from exc
         raise NodeError(f"computing the graph failed: {type(exc).__name__}: {exc}") from exc
-    sinks = [d for d in graph.nodes.values() if d.spec.kind == "sink"]
-    if sinks:
-        stored = store.open_store(target)
-        for decl in sinks:
-            inputs = {p: _stored_output(stored, graph, src, result.outputs[src])
-                      for p, src in decl.inputs.items()}
-            _call(decl, inputs, {})
     return target
 
 

@@ -44,7 +44,8 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
+        # a value from the command line (file "--set NODE.KEY") has no line and column
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         who = f" node '{self.node}'" if self.node else ""
         key = f" [{self.key}]" if self.key else ""
         fix = f"\n    fix: {self.fix}" if self.fix else ""
@@ -66,7 +67,19 @@ class RegistryError(TestbenchError):
 
 
 class SettingsError(TestbenchError):
-    """A node setting has a wrong type or is out of its valid range."""
+    """A node setting has a wrong type or is out of its valid range.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, the rule and the fix.
+    setting : str, optional
+        Name of the offending setting; the preflight locates the problem at its key in the graph.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class WeightsError(TestbenchError):
@@ -83,6 +96,11 @@ class NodeError(TestbenchError):
 
 class BackendError(TestbenchError):
     """A compute backend was asked for but is not available (e.g. ``backend: cuda`` without a GPU)."""
+
+
+class OutputError(TestbenchError):
+    """An output path (store, report folder, sink file) cannot be used or read: it holds something
+    testbench did not write, is protected, or the store there is incomplete, damaged or too new."""
 
 
 def did_you_mean(word: str, choices) -> str:

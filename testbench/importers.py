@@ -19,12 +19,19 @@ ONNX (``.onnx``)           ``LSTM``, ``GRU`` (``linear_before_reset=1``), ``RNN`
 =========================  ==========================================================================
 
 torch and onnx are optional dependencies, imported only when used.
+
+Untrusted files: a PyTorch file is read with ``torch.load(weights_only=True)``, which runs no code
+stored in the file. A file that holds pickled Python objects (a whole ``nn.Module`` saved with
+``torch.save(model)``) is refused unless ``trust_pickle=True`` is passed, which runs that code and
+emits a :class:`TrustedPickleWarning`. HDF5 and ONNX files hold data only.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -50,7 +57,7 @@ def _pick(candidates: Mapping[str, object], wanted: str | None, where: str, kind
     shown = ", ".join(repr(n) for n in candidates) or "none"
     if not candidates:
         raise WeightsError(
-            f"{where}: no {kind} found; supported: LSTM, GRU and vanilla RNN layers{hint}. fix: "
+            f"{where}: no {kind} found; supported: LSTM, GRU and vanilla RNN layers{hint}; fix: "
             "point at a file or object that holds one"
         )
     if wanted is None:
@@ -85,7 +92,7 @@ def _stack(parts: list[tuple[str, Network]], where: str) -> Network:
                 f"{where}: cannot stack {name!r} ({nxt.cell_type}, {nxt.directions} direction(s), "
                 f"{nxt.input_size} inputs) on {name0!r} ({net.cell_type}, {net.directions} "
                 f"direction(s), {expected} outputs); the layers of a stack must share cell type and "
-                "directions, and each must read the outputs of the one below. fix: list layers that "
+                "directions, and each must read the outputs of the one below; fix: list layers that "
                 "form such a stack, bottom first"
             )
         layers.extend(nxt.layers)
@@ -108,22 +115,59 @@ def _torch(where: str):
     return torch
 
 
-def _torch_load(path: Path, allow_pickle: bool):
+class TrustedPickleWarning(UserWarning):
+    """A weights file was unpickled with ``trust_pickle``: code stored in it has run."""
+
+
+PICKLE_FIX = (
+    "fix: save the weights with torch.save(model.state_dict(), path) and load that file; or, only "
+    "for a file you trust, set `trust_pickle: true` in the graph's DUT or ablation node (or pass "
+    "`--trust-pickle` to `testbench export` / `testbench evaluate`)"
+)
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The one useful sentence of torch's long ``weights_only`` refusal message."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch bolds parts with ANSI codes
+    m = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Please use|Check the documentation|$)",
+                  text, re.S)
+    return " ".join((m.group(1) if m else text.strip().splitlines()[0] if text.strip() else "").split())
+
+
+def _torch_load(path: Path, trust_pickle: bool):
+    """``torch.load`` a file safely (``weights_only=True``); unpickle objects only when trusted."""
     torch = _torch(str(path))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if not allow_pickle:
+        reason = _unpickler_reason(exc)
+        if not re.search(r"\b(global|class)\b", reason, re.I):  # torch 2.4+: global, 2.1: class
             raise WeightsError(
-                f"{path}: the file holds pickled Python objects (a whole module?) that safe "
-                f"weights-only loading refuses ({str(exc).splitlines()[0]}); fix: save "
-                "`model.state_dict()` instead, or pass allow_pickle=True if you trust the file"
+                f"{path}: not a PyTorch weights file that torch.load can read ({reason}); fix: "
+                "check the file (a complete copy?) or save it with torch.save(model.state_dict(), "
+                "path)"
             ) from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise WeightsError(f"{path}: torch.load cannot read the file: {exc}") from exc
+        if not trust_pickle:
+            raise WeightsError(
+                f"{path}: the file holds pickled Python objects ({reason}), such as a whole "
+                "nn.Module saved with torch.save(model); unpickling them can run arbitrary code "
+                f"stored in the file, so testbench loads tensors only; {PICKLE_FIX}"
+            ) from exc
+    # weights_only=True runs no code from the file, so any failure is a damaged or foreign file
+    except Exception as exc:  # noqa: BLE001 - torch raises KeyError, EOFError, RuntimeError...
+        raise WeightsError(
+            f"{path}: torch.load cannot read the file ({type(exc).__name__}: {exc}); it is not a "
+            "PyTorch file or is damaged; fix: check the file, or save it again with "
+            "torch.save(model.state_dict(), path)"
+        ) from exc
+    warnings.warn(
+        f"{path}: unpickling Python objects because trust_pickle is set; this runs code stored in "
+        "the file. Use it only for files you trust; a state_dict needs no trust",
+        TrustedPickleWarning, stacklevel=2,
+    )
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # arbitrary pickle code may raise anything
+    except Exception as exc:  # noqa: BLE001 - arbitrary pickle code may raise anything
         raise WeightsError(
             f"{path}: torch.load(weights_only=False) failed: {type(exc).__name__}: {exc}; fix: "
             "make the model's classes importable, or save `model.state_dict()` instead"
@@ -163,7 +207,7 @@ def load_torch(
     *,
     layer: str | None = None,
     rnn_nonlinearity: str | None = None,
-    allow_pickle: bool = True,
+    trust_pickle: bool = False,
 ) -> Network:
     """Import an ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN`` layer from PyTorch.
 
@@ -172,10 +216,9 @@ def load_torch(
     path_or_obj : str, Path, torch.nn.Module or Mapping
         A recurrent module, a model that contains one, a state_dict (also nested in a checkpoint
         dict such as ``{"model": state_dict}``), or a ``.pt``/``.pth`` file written by
-        ``torch.save`` of any of these. A file is first read with ``torch.load(weights_only=True)``
-        (tensors only, safe). Only when that refuses the file (a whole pickled module) is it read
-        again with ``weights_only=False``, which **executes the pickle code in the file: only load
-        files you trust** (or pass ``allow_pickle=False``).
+        ``torch.save`` of any of these. A file is read with ``torch.load(weights_only=True)``
+        (tensors only: no code from the file runs). A file that needs more (a whole pickled
+        module) is refused unless ``trust_pickle`` is set.
     layer : str or None
         Attribute path of the recurrent layer inside the model (``"rnn"``, ``"encoder.lstm"``),
         as in ``model.named_modules()`` or the state_dict key prefix without the final dot.
@@ -183,8 +226,10 @@ def load_torch(
     rnn_nonlinearity : {"tanh", "relu"} or None
         Only for a state_dict of an ``nn.RNN``, which does not record its nonlinearity; modules
         and files of whole modules record it themselves.
-    allow_pickle : bool
-        Permit the ``weights_only=False`` fallback described above.
+    trust_pickle : bool
+        Only for a file that ``weights_only=True`` refuses: read it again with
+        ``weights_only=False``, which **executes the pickle code in the file**, and emit a
+        :class:`TrustedPickleWarning`. Set it only for files you trust. Default False.
 
     Returns
     -------
@@ -197,14 +242,14 @@ def load_torch(
     Raises
     ------
     WeightsError
-        torch missing, unreadable file, no or ambiguous recurrent layer, ``proj_size > 0``,
-        RNN state_dict without ``rnn_nonlinearity``.
+        torch missing, unreadable file, pickled objects without ``trust_pickle``, no or
+        ambiguous recurrent layer, ``proj_size > 0``, RNN state_dict without ``rnn_nonlinearity``.
     """
     if isinstance(path_or_obj, (str, Path)):
         path = Path(path_or_obj).expanduser()
         if not path.is_file():
             raise WeightsError(f"PyTorch weights file '{path}' does not exist; fix: check the path")
-        where, obj = str(path), _torch_load(path, allow_pickle)
+        where, obj = str(path), _torch_load(path, trust_pickle)
     else:
         where, obj = f"<{type(path_or_obj).__name__} object>", path_or_obj
     torch = _torch(where)
@@ -212,7 +257,7 @@ def load_torch(
         if rnn_nonlinearity is not None:
             raise WeightsError(
                 f"{where}: rnn_nonlinearity is only for state_dicts; a module records its own "
-                "nonlinearity. fix: drop rnn_nonlinearity"
+                "nonlinearity; fix: drop rnn_nonlinearity"
             )
         net = _from_torch_module(obj, layer, where)
     elif isinstance(obj, Mapping):
@@ -259,13 +304,14 @@ def _from_torch_state(state: dict, layer: str | None, rnn_nonlinearity: str | No
         raise WeightsError(
             f"{where_layer}: holds '{prefix}weight_hr_l0', an nn.LSTM with proj_size > 0; this is "
             "not supported (its hidden state is a projection of the cell outputs, so cells do not "
-            "map one-to-one). fix: audit a model trained with proj_size=0"
+            "map one-to-one); fix: audit a model trained with proj_size=0"
         )
     W_ih, W_hh = _as_numpy(state[f"{prefix}weight_ih_l0"]), _as_numpy(state[f"{prefix}weight_hh_l0"])
-    hidden = W_hh.shape[1]
-    gates = W_hh.shape[0] // hidden
+    hidden = W_hh.shape[1] if W_hh.ndim == 2 else 0
+    gates = W_hh.shape[0] // hidden if hidden else 0
     kinds = {4: "lstm", 3: "gru", 1: "rnn"}
-    if W_hh.shape[0] != gates * hidden or gates not in kinds or W_ih.shape[0] != W_hh.shape[0]:
+    if (W_ih.ndim != 2 or W_hh.shape[0] != gates * hidden or gates not in kinds
+            or W_ih.shape[0] != W_hh.shape[0]):
         raise WeightsError(
             f"{where_layer}: weight_ih_l0 {W_ih.shape} and weight_hh_l0 {W_hh.shape} fit no "
             "LSTM (4N rows), GRU (3N) or RNN (N) with N = weight_hh_l0 columns"
@@ -282,7 +328,7 @@ def _from_torch_state(state: dict, layer: str | None, rnn_nonlinearity: str | No
     elif rnn_nonlinearity is not None:
         raise WeightsError(
             f"{where_layer}: rnn_nonlinearity={rnn_nonlinearity!r} given for a {cell} layer; it "
-            "applies only to vanilla RNN state_dicts. fix: drop rnn_nonlinearity"
+            "applies only to vanilla RNN state_dicts; fix: drop rnn_nonlinearity"
         )
     net = weights.from_state_dict(state, cell, prefix=prefix)
     net.metadata["layer"] = name
@@ -312,7 +358,7 @@ def _h5_strings(attrs, name: str) -> list[str]:
     return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _keras_configs(model_config) -> dict[str, dict]:
+def _keras_configs(model_config, where: str) -> dict[str, dict]:
     """Map layer name -> ``{"class_name", "config"}`` from a Keras ``model_config`` JSON attribute."""
     if model_config is None:
         return {}
@@ -330,7 +376,13 @@ def _keras_configs(model_config) -> dict[str, dict]:
             for value in node:
                 walk(value)
 
-    walk(json.loads(text))
+    try:
+        walk(json.loads(text))
+    except ValueError as exc:
+        raise WeightsError(
+            f"{where}: attribute 'model_config' is not valid JSON ({exc}); the file is damaged; "
+            "fix: save the model again with model.save('model.h5')"
+        ) from exc
     return found
 
 
@@ -386,11 +438,7 @@ def load_keras_h5(path: str | Path, *, layer: str | Sequence[str] | None = None)
 
     path = Path(path).expanduser()
     where = str(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise WeightsError(f"{where}: not a readable HDF5 file ({exc})") from exc
-    with f:
+    with weights.open_h5(path) as f:
         root = f["model_weights"] if "model_weights" in f else f
         layer_names = _h5_strings(root.attrs, "layer_names")
         if not layer_names:
@@ -399,12 +447,17 @@ def load_keras_h5(path: str | Path, *, layer: str | Sequence[str] | None = None)
                 "is not a legacy Keras HDF5 file (Keras 3 '.weights.h5' files use another layout); "
                 "fix: save the model with model.save('model.h5')"
             )
-        configs = _keras_configs(f.attrs.get("model_config"))
+        configs = _keras_configs(f.attrs.get("model_config"), where)
         groups = {}
         for name in layer_names:
-            grp = root[name]
+            grp = root.get(name)
+            if not isinstance(grp, h5py.Group):
+                raise WeightsError(
+                    f"{where}: 'layer_names' lists {name!r} but the file has no group of that "
+                    "name; the file is damaged; fix: save the model again with model.save('x.h5')"
+                )
             groups[name] = {
-                wn: np.asarray(grp[wn]) for wn in _h5_strings(grp.attrs, "weight_names")
+                wn: weights.h5_array(grp, wn, where) for wn in _h5_strings(grp.attrs, "weight_names")
             }
     recurrent = {n: w for n, w in groups.items() if any(_leaf(k) == "recurrent_kernel" for k in w)}
     chosen = _names(layer) or [None]
@@ -457,11 +510,14 @@ def _keras_layer(arrays: dict[str, np.ndarray], config: dict | None, where: str)
         inner = cfg.get("layer", {})
         cls, cfg = inner.get("class_name"), inner.get("config", {})
     fwd = directions.get("forward", {})
-    if "kernel" not in fwd or "recurrent_kernel" not in fwd:
-        raise WeightsError(
-            f"{where}: weights {sorted(arrays)} lack a kernel/recurrent_kernel pair; fix: re-save "
-            "the model with a standard Keras LSTM/GRU/SimpleRNN layer"
-        )
+    for w in (fwd, *(v for d, v in directions.items() if d != "forward")):
+        pair = [w[k] for k in ("kernel", "recurrent_kernel") if k in w]
+        if len(pair) < 2 or any(a.ndim != 2 or 0 in a.shape for a in pair):
+            raise WeightsError(
+                f"{where}: weights {sorted(arrays)} lack a kernel/recurrent_kernel pair of non-empty "
+                f"matrices (shapes {[a.shape for a in pair]}); fix: re-save the model with a "
+                "standard Keras LSTM/GRU/SimpleRNN layer"
+            )
     hidden = fwd["recurrent_kernel"].shape[0]
     gates = fwd["recurrent_kernel"].shape[1] // hidden
     by_gates = {g: c for c, g in KERAS_RNN.items()}
@@ -478,13 +534,13 @@ def _keras_layer(arrays: dict[str, np.ndarray], config: dict | None, where: str)
     elif activation != "tanh":
         raise WeightsError(
             f"{where}: {cls} activation={activation!r} is not supported; the simulator implements "
-            "tanh (and relu for SimpleRNN). fix: audit a model trained with the default activation"
+            "tanh (and relu for SimpleRNN); fix: audit a model trained with the default activation"
         )
     if cls != "SimpleRNN" and cfg.get("recurrent_activation", "sigmoid") != "sigmoid":
         raise WeightsError(
             f"{where}: {cls} recurrent_activation={cfg['recurrent_activation']!r} is not supported; "
             "the gates must use 'sigmoid' (PyTorch semantics; Keras < 2.3 defaulted to "
-            "'hard_sigmoid'). fix: audit a model trained with recurrent_activation='sigmoid'"
+            "'hard_sigmoid'); fix: audit a model trained with recurrent_activation='sigmoid'"
         )
     if cfg.get("go_backwards"):
         raise WeightsError(
@@ -514,7 +570,7 @@ def _keras_direction(cls: str, w: dict[str, np.ndarray], hidden: int, where: str
                 f"{where}: GRU bias of shape {bias.shape} means reset_after=False: the reset gate "
                 "multiplies the state before the recurrent product, tanh(W x + U (r*h) + b), while "
                 "PyTorch (and this simulator) computes tanh(W x + b_in + r*(U h + b_hn)); no "
-                "PyTorch GRU reproduces it. fix: retrain with reset_after=True (the Keras 2.3+ "
+                "PyTorch GRU reproduces it; fix: retrain with reset_after=True (the Keras 2.3+ "
                 "default)"
             )
         else:
@@ -583,15 +639,18 @@ def load_onnx(path: str | Path, *, node: str | Sequence[str] | None = None) -> N
         ) from exc
     try:
         model = onnx.load(str(path))
-    except Exception as exc:  # protobuf raises several unrelated types
-        raise WeightsError(f"{where}: not a readable ONNX file ({type(exc).__name__}: {exc})") from exc
-    graph = model.graph
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for n in graph.node:
-        if n.op_type == "Constant":
-            value = next((a for a in n.attribute if a.name == "value"), None)
-            if value is not None:
-                consts[n.output[0]] = numpy_helper.to_array(value.t)
+        graph = model.graph
+        consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        for n in graph.node:
+            if n.op_type == "Constant":
+                value = next((a for a in n.attribute if a.name == "value"), None)
+                if value is not None:
+                    consts[n.output[0]] = numpy_helper.to_array(value.t)
+    except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise several unrelated types
+        raise WeightsError(
+            f"{where}: not a readable ONNX file ({type(exc).__name__}: {exc}); fix: check the file "
+            "(a complete copy?) or export the model again, e.g. with torch.onnx.export"
+        ) from exc
     recurrent = {
         (n.name or f"{n.op_type}_{i}"): n for i, n in enumerate(graph.node) if n.op_type in ONNX_GATES
     }
@@ -649,7 +708,7 @@ def _onnx_node(op, consts: dict, onnx, where: str) -> Network:
         raise WeightsError(
             f"{where}: GRU linear_before_reset={text.get('linear_before_reset', 0)} applies the reset "
             "gate before the recurrent product, tanh(W x + R (r*h) + b), while PyTorch (and this "
-            "simulator) computes tanh(W x + Wb + r*(R h + Rb)); no PyTorch GRU reproduces it. fix: "
+            "simulator) computes tanh(W x + Wb + r*(R h + Rb)); no PyTorch GRU reproduces it; fix: "
             "export with linear_before_reset=1 (as torch.onnx.export does)"
         )
     dirs = 2 if direction == "bidirectional" else 1
@@ -680,7 +739,13 @@ def _onnx_node(op, consts: dict, onnx, where: str) -> Network:
     if peep is not None and np.any(peep):
         raise WeightsError(
             f"{where}: LSTM peephole weights P are non-zero; PyTorch LSTMs have no peepholes, so "
-            "this is not supported. fix: export a model without peepholes"
+            "this is not supported; fix: export a model without peepholes"
+        )
+    if W is None or R is None or W.ndim != 3 or R.ndim != 3:
+        raise WeightsError(
+            f"{where}: inputs W and R must be stored 3-D arrays (directions, gates*N, m|N); got W "
+            f"{None if W is None else W.shape}, R {None if R is None else R.shape}; fix: export the "
+            "model again with torch.onnx.export"
         )
     order = ONNX_GATES[op.op_type]
     hidden = R.shape[-1]
@@ -701,7 +766,8 @@ def _onnx_node(op, consts: dict, onnx, where: str) -> Network:
 
 
 # --------------------------------------------------------------------------------------- dispatch
-def load_any(path: str | Path, *, layer: str | Sequence[str] | None = None) -> Network:
+def load_any(path: str | Path, *, layer: str | Sequence[str] | None = None,
+             trust_pickle: bool = False) -> Network:
     """Load and validate a network from any supported file, chosen by suffix, else by content.
 
     ``.pt``/``.pth`` -> :func:`load_torch`; ``.h5``/``.hdf5`` -> the testbench format when the
@@ -715,6 +781,9 @@ def load_any(path: str | Path, *, layer: str | Sequence[str] | None = None) -> N
         The file (or ``zoo:<name>``).
     layer : str, sequence of str, or None
         Passed to the importer (see each); must be None for testbench-format files.
+    trust_pickle : bool
+        Only for PyTorch files: permit unpickling Python objects, which runs code stored in the
+        file (see :func:`load_torch`). Default False.
 
     Returns
     -------
@@ -726,20 +795,24 @@ def load_any(path: str | Path, *, layer: str | Sequence[str] | None = None) -> N
     WeightsError
         Missing file, unknown format, or any importer's error.
     """
-    path = weights.resolve(path)
+    return _load_file(weights.resolve(path), layer, trust_pickle)
+
+
+def _load_file(path: Path, layer, trust_pickle: bool) -> Network:
+    """:func:`load_any` of an already resolved ``path``."""
     suffix = path.suffix.lower()
     with open(path, "rb") as f:
         head = f.read(len(HDF5_SIGNATURE))
     if suffix in HDF5_SUFFIXES or head == HDF5_SIGNATURE:
         net = _load_hdf5(path, layer)
     elif suffix in TORCH_SUFFIXES:
-        net = load_torch(path, layer=_single(layer, path))
+        net = load_torch(path, layer=_single(layer, path), trust_pickle=trust_pickle)
     elif suffix in ONNX_SUFFIXES:
         net = load_onnx(path, node=layer)
     else:
         raise WeightsError(
             f"{path}: unknown weights format (suffix {suffix!r}); supported: "
-            f"{', '.join(TORCH_SUFFIXES + HDF5_SUFFIXES + ONNX_SUFFIXES)}. fix: rename the file "
+            f"{', '.join(TORCH_SUFFIXES + HDF5_SUFFIXES + ONNX_SUFFIXES)}; fix: rename the file "
             "with the suffix of its format"
         )
     weights.validate(net, str(path))
@@ -756,13 +829,8 @@ def _single(layer, path) -> str | None:
 
 
 def _load_hdf5(path: Path, layer) -> Network:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-    except OSError as exc:
-        raise WeightsError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with weights.open_h5(path) as f:
+        fmt = f.attrs.get("format")
     if fmt != weights.FORMAT:
         return load_keras_h5(path, layer=layer)
     if layer is not None:
@@ -770,10 +838,11 @@ def _load_hdf5(path: Path, layer) -> Network:
             f"{path}: layer={layer!r} given for a testbench weights file, which holds one network; "
             "fix: drop layer"
         )
-    return weights.load(path)
+    return weights.read_h5(path)
 
 
-def export(source: str | Path, out: str | Path, *, layer: str | Sequence[str] | None = None) -> Path:
+def export(source: str | Path, out: str | Path, *, layer: str | Sequence[str] | None = None,
+           trust_pickle: bool = False) -> Path:
     """Convert any supported model file to the testbench HDF5 format.
 
     Parameters
@@ -784,6 +853,9 @@ def export(source: str | Path, out: str | Path, *, layer: str | Sequence[str] | 
         Destination ``.h5`` path; parent folders are created.
     layer : str, sequence of str, or None
         Recurrent layer (or ONNX node) to export, see :func:`load_any`.
+    trust_pickle : bool
+        Permit unpickling a PyTorch file's Python objects (runs code stored in it), see
+        :func:`load_torch`. Default False.
 
     Returns
     -------
@@ -791,6 +863,7 @@ def export(source: str | Path, out: str | Path, *, layer: str | Sequence[str] | 
         The written file; its ``metadata`` records the source file, format and layer, and the
         source's SHA-256.
     """
-    net = load_any(source, layer=layer)
-    net.metadata["source_sha256"] = weights.checksum(weights.resolve(source))
+    path = weights.resolve(source)
+    net = _load_file(path, layer, trust_pickle)
+    net.metadata["source_sha256"] = weights.checksum(path)
     return weights.save(net, out)

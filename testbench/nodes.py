@@ -33,16 +33,23 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import inspect
+import math
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Literal, get_args, get_origin
 
+import xarray as xr
+
 from testbench.errors import NodeError, RegistryError, did_you_mean
 
 KINDS = ("stimulus", "dut", "analyzer", "sink")
+#: A dotted module name of a ``package.module:function`` node reference.
+_DOTTED = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")
 ENTRY_POINT_GROUP = "testbench.nodes"
 
 
@@ -96,9 +103,50 @@ class Setting:
         return _type_text(self.annotation)
 
 
+class Port:
+    """The node kinds an input accepts, declared in the input's annotation.
+
+    ``Annotated[xr.DataArray, Port("dut")]`` (or the aliases :data:`Stimulus`, :data:`Response`,
+    :data:`Metrics`) makes wiring any other kind into that input a graph error. An input without a
+    ``Port`` accepts :data:`DEFAULT_PORTS` of its node's kind.
+
+    Parameters
+    ----------
+    *kinds : str
+        One or more of ``stimulus``, ``dut``, ``analyzer`` (a sink produces no output).
+    """
+
+    def __init__(self, *kinds: str):
+        bad = [k for k in kinds if k not in KINDS[:3]]
+        if bad or not kinds:
+            raise RegistryError(f"Port{kinds!r}: expected one or more of {', '.join(KINDS[:3])}")
+        self.kinds = tuple(kinds)
+
+    def __repr__(self) -> str:
+        return f"Port({', '.join(map(repr, self.kinds))})"
+
+
+#: Kinds an input accepts when its annotation declares no :class:`Port`, by the node's kind.
+DEFAULT_PORTS = {
+    "stimulus": ("stimulus",),
+    "dut": ("stimulus",),
+    "analyzer": ("stimulus", "dut", "analyzer"),
+    "sink": ("stimulus", "dut", "analyzer"),
+}
+
+#: A stimulus input (``(*sweep dims, time)``), a DUT response input, an analyzer's metrics input.
+Stimulus = Annotated[xr.DataArray, Port("stimulus")]
+Response = Annotated[xr.DataArray, Port("dut")]
+Metrics = Annotated[xr.DataArray, Port("analyzer")]
+
+
 @dataclass(frozen=True)
 class NodeSpec:
-    """A registered node: its kind, name, function, inputs and settings."""
+    """A registered node: its kind, name, function, inputs and settings.
+
+    ``ports`` maps each input to the node kinds it accepts; ``check`` is the node's preflight hook
+    (see :mod:`testbench.preflight`), ``None`` when it declares none.
+    """
 
     kind: str
     name: str
@@ -107,6 +155,8 @@ class NodeSpec:
     settings: dict[str, Setting] = field(default_factory=dict)
     summary: str = ""
     doc: str = ""
+    ports: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    check: Callable | None = None
 
     @property
     def origin(self) -> str:
@@ -123,6 +173,93 @@ class NodeSpec:
             that was violated.
         """
         return check_value(self.settings[name].annotation, value)
+
+
+#: Bytes a computing task holds per float64 response sample besides the response itself: the
+#: analyzers' float64 working copies (response, broadcast stimulus, deviation from the final value).
+ANALYZER_BYTES_PER_SAMPLE = 3 * 8
+
+
+@dataclass(frozen=True)
+class Block:
+    """The largest array one task materializes: ``cells x points x length_steps`` samples.
+
+    Attributes
+    ----------
+    cells : int
+        Cells (rows of the kernel) in the block; ``chunk_cells`` bounds it in isolated mode.
+    points : int
+        Stimulus sweep points in the block; ``chunk_points`` bounds it in isolated mode.
+    length_steps : int
+        Samples per record, T.
+    bytes_per_sample : int
+        Bytes held per (cell, point, step) while the task runs, over every network, channel,
+        direction and trace the block spans (kernel output, its reordered copy, analyzer
+        temporaries).
+    tunable : bool
+        Whether ``chunk_cells``/``chunk_points`` set the block (isolated mode), or it is a whole
+        network's run (in-network mode).
+    """
+
+    cells: int
+    points: int
+    length_steps: int
+    bytes_per_sample: int
+    tunable: bool = True
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by one task computing this block."""
+        return self.cells * self.points * self.length_steps * self.bytes_per_sample
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known about a node's output before computing it; a preflight hook returns it.
+
+    See :mod:`testbench.preflight` for how hooks are called and how sweep points are stacked.
+
+    Attributes
+    ----------
+    dims : dict of str to int
+        Non-time dimensions and their sizes (sweep dims, ``dataset``, ``network_size``, ``cell``,
+        ``channel``, ``metric``...).
+    coords : dict of str to tuple
+        Labels of the dims whose values matter for stacking sweep points (network dims).
+    length_steps : int or None
+        Samples per record T when the output has a ``time`` axis; ``None`` when it has none or it
+        is unknown (a node without a hook).
+    dt : float or None
+        Sample interval in time units; ``None`` when unknown.
+    eager_bytes : int
+        Bytes computed eagerly while the graph is built (stimulus arrays), this node only.
+    block : Block or None
+        The largest block a task of this node materializes, ``None`` when negligible.
+    """
+
+    dims: dict[str, int] = field(default_factory=dict)
+    coords: dict[str, tuple] = field(default_factory=dict)
+    length_steps: int | None = None
+    dt: float | None = None
+    eager_bytes: int = 0
+    block: Block | None = None
+
+    @classmethod
+    def signal(cls, length_steps: int, dt: float) -> Facts:
+        """Facts of a plain float64 stimulus of ``length_steps`` samples with interval ``dt``."""
+        return cls(length_steps=length_steps, dt=dt, eager_bytes=8 * length_steps)
+
+    @property
+    def size(self) -> int:
+        """Values per record: the product of the non-time dims."""
+        return math.prod(self.dims.values())
+
+    def shape_text(self) -> str:
+        """The output's shape as ``(dim=size, ..., time=T)``."""
+        parts = [f"{d}={n}" for d, n in self.dims.items()]
+        if self.length_steps is not None:
+            parts.append(f"time={self.length_steps}")
+        return "(" + ", ".join(parts) + ")"
 
 
 _CURRENT_NODE: contextvars.ContextVar[str] = contextvars.ContextVar("testbench_node", default="?")
@@ -201,7 +338,17 @@ def _parse_param_docs(doc: str) -> dict[str, str]:
     return out
 
 
-def _make_spec(kind: str, name: str, func: Callable) -> NodeSpec:
+def _ports(kind: str, inputs: list[str], hints: dict) -> dict[str, tuple[str, ...]]:
+    """Accepted kinds of each input: the :class:`Port` in its annotation, else the kind's default."""
+    ports = {}
+    for name in inputs:
+        tp = hints.get(name)
+        declared = [a for a in get_args(tp)[1:] if isinstance(a, Port)] if get_origin(tp) is Annotated else []
+        ports[name] = declared[0].kinds if declared else DEFAULT_PORTS[kind]
+    return ports
+
+
+def _make_spec(kind: str, name: str, func: Callable, check: Callable | None = None) -> NodeSpec:
     if kind not in KINDS:
         raise RegistryError(f"unknown node kind '{kind}'; valid kinds: {', '.join(KINDS)}")
     sig = inspect.signature(func)
@@ -226,10 +373,15 @@ def _make_spec(kind: str, name: str, func: Callable) -> NodeSpec:
             inputs.append(p.name)
     doc = inspect.cleandoc(func.__doc__ or "")
     summary = doc.splitlines()[0] if doc else ""
-    return NodeSpec(kind, name, func, tuple(inputs), settings, summary, doc)
+    if check is not None and not callable(check):
+        raise RegistryError(f"node '{name}' ({where}): check={check!r} is not callable; "
+                            "fix: pass the preflight hook function itself")
+    return NodeSpec(kind, name, func, tuple(inputs), settings, summary, doc,
+                    _ports(kind, inputs, hints), check)
 
 
-def register(kind: str, name: str, func: Callable, *, replace: bool = False) -> NodeSpec:
+def register(kind: str, name: str, func: Callable, *, replace: bool = False,
+             check: Callable | None = None) -> NodeSpec:
     """Register ``func`` as node type ``name`` of ``kind``.
 
     Parameters
@@ -242,13 +394,15 @@ def register(kind: str, name: str, func: Callable, *, replace: bool = False) -> 
         The node function.
     replace : bool
         Allow replacing an existing registration (tests only). Default False.
+    check : callable, optional
+        Preflight hook ``check(settings, inputs) -> Facts`` (see :mod:`testbench.preflight`).
 
     Raises
     ------
     RegistryError
         When ``name`` is already registered by another function.
     """
-    spec = _make_spec(kind, name, func)
+    spec = _make_spec(kind, name, func, check)
     old = _REGISTRY.get(name)
     if old is not None and not replace and old.origin != spec.origin:
         raise RegistryError(
@@ -264,12 +418,12 @@ _register = register
 
 
 def _decorator(kind: str):
-    def factory(name: str, *, register: bool = True):
+    def factory(name: str, *, register: bool = True, check: Callable | None = None):
         def wrap(func: Callable) -> Callable:
             if register:
-                _register(kind, name, func)
+                _register(kind, name, func, check=check)
             else:
-                func.__testbench_node__ = _make_spec(kind, name, func)
+                func.__testbench_node__ = _make_spec(kind, name, func, check)
             return func
 
         return wrap
@@ -283,6 +437,13 @@ def _decorator(kind: str):
     register : bool
         ``False`` attaches the node spec without adding it to the registry (for nodes referenced
         only as ``module:function``). Default True.
+    check : callable, optional
+        The node's preflight hook, run by ``validate`` and ``run`` before any computation:
+        ``check(settings, inputs) -> Facts`` gets the node's settings at one sweep point (defaults
+        filled in) and the upstream nodes' :class:`testbench.preflight.Facts` by input name, raises
+        :class:`~testbench.errors.SettingsError` (``setting=`` names the culprit) for values the
+        node would refuse, and returns the static facts of its output. See
+        :mod:`testbench.preflight`.
     """
     factory.__name__ = kind
     return factory
@@ -333,38 +494,63 @@ def registry() -> dict[str, NodeSpec]:
 def lookup(type_name: str) -> NodeSpec:
     """Find a node type by registered name or by ``package.module:function`` reference.
 
+    A reference imports its module (running the module's top-level code), so it is refused before
+    importing when it cannot name a node: a malformed reference, a module of the Python standard
+    library, or a module that cannot be found. The attribute must be a decorated node function.
+
     Raises
     ------
     RegistryError
-        With a "did you mean" when the name is unknown, or the reason an import failed.
+        With a "did you mean" when the name is unknown, or the reason a reference was refused or its
+        import failed.
     """
     load_builtins()
-    if ":" in type_name:
-        mod_name, _, attr = type_name.partition(":")
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError as exc:
-            raise RegistryError(
-                f"cannot import module '{mod_name}' of node reference '{type_name}': {exc}; "
-                "fix: make the module importable (install it, or run from the folder that holds it)"
-            ) from exc
-        func = getattr(mod, attr, None)
-        if func is None:
-            raise RegistryError(
-                f"module '{mod_name}' has no attribute '{attr}'; "
-                + did_you_mean(attr, [n for n in dir(mod) if not n.startswith("_")])
-            )
-        spec = getattr(func, "__testbench_node__", None)
+    if ":" not in type_name:
+        spec = _REGISTRY.get(type_name)
         if spec is None:
-            raise RegistryError(
-                f"'{type_name}' is not a node; fix: decorate it with @stimulus/@dut/@analyzer/@sink "
-                "from testbench.nodes"
-            )
+            raise RegistryError(f"unknown node type '{type_name}'; " + did_you_mean(type_name, _REGISTRY))
         return spec
-    spec = _REGISTRY.get(type_name)
-    if spec is None:
-        raise RegistryError(f"unknown node type '{type_name}'; " + did_you_mean(type_name, _REGISTRY))
+    mod_name, _, attr = type_name.partition(":")
+    if not (_DOTTED.fullmatch(mod_name) and attr.isidentifier()):
+        raise RegistryError(
+            f"node reference {type_name!r} is not of the form package.module:function; fix: write e.g. "
+            "my_nodes:pulse_train, or a registered type name (see `testbench nodes`)")
+    if mod_name.partition(".")[0] in sys.stdlib_module_names:
+        raise RegistryError(
+            f"node reference '{type_name}' names the Python standard library module '{mod_name}', "
+            "which holds no testbench nodes; fix: refer to a function decorated with "
+            "@stimulus/@dut/@analyzer/@sink in your own module")
+    try:
+        found = importlib.util.find_spec(mod_name)  # imports the parent packages, not the module
+    except ModuleNotFoundError:  # a parent package is missing
+        found = None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a parent package failed to import
+        raise _import_failed(type_name, mod_name, exc) from exc
+    if found is None:
+        raise RegistryError(
+            f"cannot import module '{mod_name}' of node reference '{type_name}': no such module is "
+            "installed or on the Python path; fix: make the module importable (install it, or run "
+            "from the folder that holds it)")
+    try:
+        mod = importlib.import_module(mod_name)
+        func = getattr(mod, attr, None)
+        spec = getattr(func, "__testbench_node__", None)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module failed to import
+        raise _import_failed(type_name, mod_name, exc) from exc
+    if func is None:
+        raise RegistryError(
+            f"module '{mod_name}' has no attribute '{attr}'; "
+            + did_you_mean(attr, [n for n in dir(mod) if not n.startswith("_")]))
+    if not isinstance(spec, NodeSpec):
+        raise RegistryError(
+            f"'{type_name}' is not a node; fix: decorate it with @stimulus/@dut/@analyzer/@sink "
+            "from testbench.nodes")
     return spec
+
+
+def _import_failed(type_name: str, mod_name: str, exc: BaseException) -> RegistryError:
+    return RegistryError(f"importing module '{mod_name}' of node reference '{type_name}' failed: "
+                         f"{type(exc).__name__}: {exc}; fix: repair the module")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,7 +592,8 @@ def check_value(tp, value) -> tuple[Any, str | None]:
 
     Returns ``(converted, None)`` on success, or ``(value, rule)`` describing what was expected.
     Integers are accepted where a float is expected; booleans are never taken as numbers; strings
-    are never converted to numbers (values are data, not code).
+    are never converted to numbers (values are data, not code); a float setting is always finite (no
+    built-in node gives NaN or infinity a meaning, so they are refused as mistakes).
     """
     tp, checks = _strip_annotated(tp)
     origin = get_origin(tp)
@@ -419,7 +606,9 @@ def check_value(tp, value) -> tuple[Any, str | None]:
             if problem is None:
                 return _check_ranges(v, checks)
             rules.append(problem)
-        return value, "expected " + _type_text(tp)
+        # an alternative of the right type but a wrong value (NaN, out of range) says which rule
+        specific = [r for r in rules if not r.startswith("expected")]
+        return value, specific[0] if specific else "expected " + _type_text(tp)
     if origin is Literal:
         allowed = get_args(tp)
         if value in allowed and type(value) in {type(a) for a in allowed}:
@@ -449,7 +638,13 @@ def check_value(tp, value) -> tuple[Any, str | None]:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, "expected a number"
-        return _check_ranges(float(value), checks)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf
+        if not math.isfinite(number):
+            return value, "must be a finite number (not NaN or infinity)"
+        return _check_ranges(number, checks)
     if tp is str:
         return (value, None) if isinstance(value, str) else (value, "expected a string")
     if isinstance(tp, type):

@@ -1,16 +1,28 @@
-"""Built-in sink nodes: write results somewhere after the store is complete."""
+"""Built-in sink nodes: write results somewhere from the complete new store, before it replaces
+the previous one (a failing sink leaves the previous store in place)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from testbench.errors import OutputError
+from testbench.nodes import Metrics, sink
 
-import xarray as xr
+_TABLE = ("summary_table file", "fix: choose another file in the sink's settings (path: ...), or "
+          "move the file away")
 
-from testbench.nodes import sink
+
+def _check_table(settings: dict, inputs: dict) -> None:
+    """Preflight hook of ``summary_table``: its file may be written (``store.check_file``)."""
+    from testbench import store
+
+    try:
+        store.check_file(settings["path"], *_TABLE)
+    except OutputError as exc:
+        exc.setting = "path"
+        raise
 
 
-@sink("summary_table")
-def summary_table(metrics: xr.DataArray, *, path: str = "results/summary.csv") -> None:
+@sink("summary_table", check=_check_table)
+def summary_table(metrics: Metrics, *, path: str = "results/summary.csv") -> None:
     """Write a Table-1-style summary (mean and std of each metric over cells, per network) to CSV.
 
     Parameters
@@ -19,11 +31,12 @@ def summary_table(metrics: xr.DataArray, *, path: str = "results/summary.csv") -
         An analyzer's output as stored (dims ``(..., cell, metric, ...)``).
     path : str
         Destination CSV file; a ``.md`` suffix writes a Markdown table instead. Default
-        ``results/summary.csv``.
+        ``results/summary.csv``. An existing file is replaced only when testbench wrote it (its
+        folder's ``.testbench-files.json`` ledger records it, unchanged); any other is refused.
     """
+    from testbench import store
     from testbench.report import format_summary, summary
 
     table = summary(metrics)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(format_summary(table, markdown=True) if out.suffix == ".md" else table.to_csv())
+    text = format_summary(table, markdown=True) if path.endswith(".md") else table.to_csv()
+    store.write_file(path, text.encode(), *_TABLE)

@@ -40,7 +40,7 @@ MNIST_SHORT_ABOVE = 128
 MNIST_SHORT_EPOCHS = 2
 GRAD_CLIP = 1.0
 EVAL_CHUNK = 2048
-MANIFEST = "manifest.json"
+MANIFEST = W.ZOO_MANIFEST
 
 
 def build_model(cell_type: str, n_inputs: int, size: int, n_outputs: int):
@@ -267,7 +267,8 @@ def update_manifest(entry: dict, path: str | Path) -> Path:
     return path
 
 
-def evaluate(weights: str | Path, *, data_dir: str | Path | None = None) -> dict:
+def evaluate(weights: str | Path, *, data_dir: str | Path | None = None,
+             trust_pickle: bool = False) -> dict:
     """Re-compute a trained network's test score from its weights file alone (NumPy forward).
 
     The dataset, variant, window and normalization constants are read from the file's metadata;
@@ -279,6 +280,9 @@ def evaluate(weights: str | Path, *, data_dir: str | Path | None = None) -> dict
         ``zoo:<name>`` or a path to a testbench ``.h5`` file written by :func:`train`.
     data_dir : str or Path, optional
         Data folder (see :func:`testbench.data.data_root`).
+    trust_pickle : bool
+        Permit a PyTorch file that holds pickled Python objects, which runs code stored in it
+        (see :func:`testbench.weights.load`). Default False.
 
     Returns
     -------
@@ -294,7 +298,7 @@ def evaluate(weights: str | Path, *, data_dir: str | Path | None = None) -> dict
     DataError
         Missing or corrupt data files.
     """
-    net = W.load(weights)
+    net = W.load(weights, trust_pickle=trust_pickle)
     meta = net.metadata
     missing = [k for k in ("dataset", "variant", "window", "normalization", "test_score")
                if k not in meta]

@@ -4,15 +4,20 @@ For a metric ``m`` of each cell (or its magnitude ``|m|``) and the ablation impa
 error with the cell knocked out minus the intact error, :mod:`testbench.ablation`) this module gives:
 
 * Spearman's rho and Kendall's tau-b across cells, each with a percentile bootstrap 95 % confidence
-  interval (cells resampled with replacement);
+  interval (cells resampled with replacement) and the fraction of resamples whose statistic is
+  undefined (a resample that draws only tied cells); the interval is NaN when more than
+  :data:`MAX_FAILED` of the resamples fail (:func:`bootstrap_interval`);
 * a two-sided permutation p-value of rho (impacts shuffled across cells; ``(1 + #{|rho_perm| >=
   |rho|}) / (1 + n_perm)``, never 0);
 * the top-k overlap: the fraction of the k cells with the largest metric that are also among the k
   cells with the largest impact, against a random ranking, whose expected overlap is ``k / n``; the
-  p-value is the hypergeometric probability of an overlap at least as large.
+  p-value is the hypergeometric probability of an overlap at least as large. Ties at the k-th place
+  are broken at random (seeded), never by cell order;
+* over a whole table, Holm and Benjamini-Hochberg adjusted p-values (:func:`adjust_p`).
 
 Cells where either value is NaN (padding, undefined metrics such as a settling time that never
-settles) are left out; statistics of fewer than 3 cells are NaN.
+settles) are left out; statistics of fewer than 3 cells, and all statistics of a metric or impact
+that is constant across the cells, are NaN, with the reason in the ``note`` column.
 """
 
 from __future__ import annotations
@@ -24,9 +29,17 @@ from scipy import stats
 
 from testbench.errors import SettingsError
 
-STATS_COLUMNS = ("n", "spearman", "spearman_lo", "spearman_hi", "kendall", "kendall_lo",
-                 "kendall_hi", "p_perm", "top_k", "overlap", "overlap_random", "p_overlap")
+STATS_COLUMNS = ("n", "spearman", "spearman_lo", "spearman_hi", "spearman_failed", "kendall",
+                 "kendall_lo", "kendall_hi", "kendall_failed", "p_perm", "top_k", "overlap",
+                 "overlap_random", "p_overlap", "note")
+#: Adjusted p-value columns of :func:`validity_table`: ``<p column>_<method>``.
+ADJUSTED_COLUMNS = ("p_perm_holm", "p_perm_bh", "p_overlap_holm", "p_overlap_bh")
 MIN_CELLS = 3
+#: Largest fraction of failed (NaN) bootstrap resamples with which an interval is still given. A
+#: percentile bound leaves 2.5 % of the resamples outside; once more than that fail, the failed
+#: resamples could hold the whole tail and the bound is not determined by the data, so the interval
+#: is NaN. Below it, the bounds are percentiles of the resamples that did not fail.
+MAX_FAILED = 0.025
 
 
 def _ranks(a: np.ndarray) -> np.ndarray:
@@ -60,6 +73,103 @@ def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (sx * sy).sum((-1, -2)) / den, np.nan)
 
 
+def bootstrap_interval(sample, *, level: float = 0.95,
+                       max_failed: float = MAX_FAILED) -> tuple[float, float, float]:
+    """Percentile interval of a bootstrap distribution in which some resamples may have failed.
+
+    ``scipy.stats.bootstrap`` is not used: it returns a NaN interval (warning about BCa even for
+    the percentile method) as soon as one resample is NaN, and does not report how many failed.
+
+    Parameters
+    ----------
+    sample : array_like
+        Statistic of each resample; NaN marks a failed resample (the statistic is undefined).
+    level : float
+        Confidence level, 0 < level < 1. Default 0.95.
+    max_failed : float
+        Largest failed fraction that still gives an interval, in [0, 1]. Default
+        :data:`MAX_FAILED` (= (1 - 0.95) / 2).
+
+    Returns
+    -------
+    lo, hi : float
+        The ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles of the resamples that did not
+        fail; NaN when the failed fraction exceeds ``max_failed`` or none succeeded.
+    failed : float
+        Fraction of failed resamples, in [0, 1]; NaN for an empty sample.
+
+    Examples
+    --------
+    >>> bootstrap_interval([0.0, 1.0, 2.0, 3.0, np.nan], level=0.5, max_failed=0.25)
+    (0.75, 2.25, 0.2)
+    >>> bootstrap_interval([0.0, 1.0, 2.0, 3.0, np.nan])   # 20 % failed > MAX_FAILED
+    (nan, nan, 0.2)
+    """
+    if not 0 < level < 1:
+        raise SettingsError(f"bootstrap_interval: level={level!r} is out of range; "
+                            "rule: 0 < level < 1")
+    sample = np.asarray(sample, np.float64).ravel()
+    if sample.size == 0:
+        return np.nan, np.nan, np.nan
+    ok = np.isfinite(sample)
+    failed = float((~ok).mean())
+    if failed > max_failed or not ok.any():
+        return np.nan, np.nan, failed
+    lo, hi = np.percentile(sample[ok], [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi), failed
+
+
+def adjust_p(p, method: str) -> np.ndarray:
+    """Multiple-comparison adjusted p-values of one family of tests.
+
+    Parameters
+    ----------
+    p : array_like
+        p-values in [0, 1]; NaN entries (tests not done) stay NaN and do not count in the family.
+    method : {'holm', 'bh'}
+        ``holm``: Holm's step-down adjustment, controlling the family-wise error rate;
+        ``bh``: Benjamini-Hochberg, controlling the false discovery rate under independence or
+        positive dependence (``scipy.stats.false_discovery_control``).
+
+    Returns
+    -------
+    np.ndarray
+        Adjusted p-values, same shape as ``p``, in [0, 1]; reject at level alpha where
+        ``adjusted <= alpha``. Equal to ``statsmodels.stats.multitest.multipletests(p,
+        method='holm' | 'fdr_bh')[1]``.
+
+    Examples
+    --------
+    >>> adjust_p([0.01, 0.04, np.nan, 0.03], "holm")
+    array([0.03, 0.06,  nan, 0.06])
+    """
+    if method not in ("holm", "bh"):
+        raise SettingsError(f"adjust_p: method {method!r} is unknown; rule: 'holm' or 'bh'")
+    p = np.asarray(p, np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    q = p[ok]
+    if q.size == 0:
+        return out
+    if method == "bh":
+        out[ok] = stats.false_discovery_control(q, method="bh")
+        return out
+    order = np.argsort(q, kind="stable")
+    steps = (q.size - np.arange(q.size)) * q[order]   # (m - j + 1) p_(j), j = 1..m
+    adjusted = np.empty(q.size)
+    adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
+    out[ok] = adjusted
+    return out
+
+
+def _top_k(v: np.ndarray, k: int, tie: np.ndarray) -> tuple[np.ndarray, int]:
+    """Indices of the k largest values, ties broken by ``tie``; and how many places ties decided."""
+    top = np.lexsort((tie, -v))[:k]
+    edge = v[top[-1]]
+    above = int(np.sum(v > edge))
+    return top, (k - above if np.sum(v == edge) > k - above else 0)
+
+
 def rank_statistics(metric, impact, *, n_boot: int = 1000, n_perm: int = 2000, top_k: int = 10,
                     seed: int = 0, block: int = 100) -> dict:
     """Rank agreement between a per-cell metric and the per-cell ablation impact.
@@ -75,7 +185,7 @@ def rank_statistics(metric, impact, *, n_boot: int = 1000, n_perm: int = 2000, t
     top_k : int
         Size of the top sets, >= 1 (capped at the number of cells).
     seed : int
-        Seed of resampling and permutations.
+        Seed of resampling, permutations and the tie-breaking of the top sets.
     block : int
         Resamples evaluated at once (memory ``block * n^2`` floats for Kendall).
 
@@ -83,16 +193,22 @@ def rank_statistics(metric, impact, *, n_boot: int = 1000, n_perm: int = 2000, t
     -------
     dict
         Keys :data:`STATS_COLUMNS`: ``n`` (cells used), ``spearman`` and ``kendall`` with ``_lo`` /
-        ``_hi`` bootstrap bounds (2.5 and 97.5 percentiles), ``p_perm``, ``top_k`` (k used),
-        ``overlap`` (fraction of the top-k by metric among the top-k by impact),
-        ``overlap_random`` (k / n) and ``p_overlap`` (hypergeometric tail). All NaN but ``n``
-        below 3 cells.
+        ``_hi`` bootstrap bounds (2.5 and 97.5 percentiles) and ``_failed`` (fraction of resamples
+        in which the statistic is undefined, in [0, 1]; bounds NaN above :data:`MAX_FAILED`),
+        ``p_perm``, ``top_k`` (k used), ``overlap`` (fraction of the top-k by metric among the
+        top-k by impact; ties at the k-th place broken at random with ``seed``),
+        ``overlap_random`` (k / n), ``p_overlap`` (hypergeometric tail) and ``note`` (why values
+        are NaN, and how many top-k places ties decided; ``''`` when nothing to say). All NaN but
+        ``n`` and ``note`` below 3 cells or when the metric or the impact is constant across the
+        cells (no ranking at all: a top-k set would follow cell order).
 
     Examples
     --------
     >>> r = rank_statistics([1, 2, 3, 4, 5], [2, 4, 6, 8, 10], n_boot=50, n_perm=50, top_k=2)
     >>> r["spearman"], r["kendall"], r["overlap"]
     (1.0, 1.0, 1.0)
+    >>> rank_statistics([1, 1, 1, 1], [1, 2, 3, 4])["note"]
+    'metric constant across the 4 cells: no ranking'
     """
     for name, value in (("n_boot", n_boot), ("n_perm", n_perm), ("top_k", top_k), ("block", block)):
         if int(value) < 1:
@@ -105,9 +221,15 @@ def rank_statistics(metric, impact, *, n_boot: int = 1000, n_perm: int = 2000, t
     x, y = x[keep], y[keep]
     n = len(x)
     out = dict.fromkeys(STATS_COLUMNS, np.nan)
-    out["n"] = n
+    out.update(n=n, note="")
     if n < MIN_CELLS:
+        out["note"] = f"{n} cells with both values: fewer than {MIN_CELLS}"
         return out
+    constant = [label for label, v in (("metric", x), ("impact", y)) if np.ptp(v) == 0]
+    if constant:
+        out["note"] = f"{' and '.join(constant)} constant across the {n} cells: no ranking"
+        return out
+    notes = []
     rng = np.random.default_rng(seed)
     out["spearman"] = float(spearman_rows(x, y))
     out["kendall"] = float(kendall_rows(x, y))
@@ -117,22 +239,26 @@ def rank_statistics(metric, impact, *, n_boot: int = 1000, n_perm: int = 2000, t
         rho_b.append(spearman_rows(x[idx], y[idx]))
         tau_b.append(kendall_rows(x[idx], y[idx]))
     for name, sample in (("spearman", rho_b), ("kendall", tau_b)):
-        sample = np.concatenate(sample)
-        if np.isfinite(sample).any():  # a constant metric has no rank correlation at all
-            lo, hi = np.nanpercentile(sample, [2.5, 97.5])
-            out[f"{name}_lo"], out[f"{name}_hi"] = float(lo), float(hi)
+        lo, hi, failed = bootstrap_interval(np.concatenate(sample))
+        out.update({f"{name}_lo": lo, f"{name}_hi": hi, f"{name}_failed": failed})
+        if failed > MAX_FAILED:
+            notes.append(f"{name} CI: {failed:.1%} of resamples drew only tied cells "
+                         f"(> {MAX_FAILED:.1%})")
     ry = _ranks(y)
     perm = np.argsort(rng.random((n_perm, n)), axis=1)
     rho_p = _pearson_rows(np.broadcast_to(_ranks(x), (n_perm, n)), ry[perm])
-    if np.isfinite(out["spearman"]):
-        out["p_perm"] = float((1 + np.sum(np.abs(rho_p) >= abs(out["spearman"]) - 1e-12))
-                              / (1 + n_perm))
+    out["p_perm"] = float((1 + np.sum(np.abs(rho_p) >= abs(out["spearman"]) - 1e-12))
+                          / (1 + n_perm))
     k = min(int(top_k), n)
-    top_m = set(np.argsort(-x, kind="stable")[:k])
-    top_i = set(np.argsort(-y, kind="stable")[:k])
-    hits = len(top_m & top_i)
+    tie = rng.random((2, n))
+    top_m, tied_m = _top_k(x, k, tie[0])
+    top_i, tied_i = _top_k(y, k, tie[1])
+    for label, tied in (("metric", tied_m), ("impact", tied_i)):
+        if tied:
+            notes.append(f"top-{k} by {label}: {tied} places decided by random tie-breaking")
+    hits = len(set(top_m) & set(top_i))
     out.update(top_k=k, overlap=hits / k, overlap_random=k / n,
-               p_overlap=float(stats.hypergeom.sf(hits - 1, n, k, k)))
+               p_overlap=float(stats.hypergeom.sf(hits - 1, n, k, k)), note="; ".join(notes))
     return out
 
 
@@ -158,8 +284,12 @@ def validity_table(ds: xr.Dataset, *, metrics: list[str] | None = None, magnitud
     Returns
     -------
     pd.DataFrame
-        Index ``(dataset, network_size, [mode,] metric)``; columns :data:`STATS_COLUMNS`. Networks
-        without any finite impact are skipped.
+        Index ``(dataset, network_size, [mode,] metric)``; columns :data:`STATS_COLUMNS` then
+        :data:`ADJUSTED_COLUMNS`: ``p_perm`` and ``p_overlap`` adjusted by Holm (family-wise error
+        rate) and Benjamini-Hochberg (false discovery rate), :func:`adjust_p`. The family of each
+        p-value column is all rows of this table (every dataset, size, mode, metric and
+        magnitude), NaN p-values not counted; select fewer metrics or networks for a smaller
+        family. Networks without any finite impact are skipped.
 
     Raises
     ------
@@ -196,8 +326,12 @@ def validity_table(ds: xr.Dataset, *, metrics: list[str] | None = None, magnitud
                                                     top_k=top_k, seed=seed))
                         index.append((str(d), int(s), *([mode] if mode is not None else []), label))
     names_idx = ["dataset", "network_size", *(["mode"] if modes != [None] else []), "metric"]
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names_idx),
-                        columns=list(STATS_COLUMNS))
+    table = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names_idx),
+                         columns=list(STATS_COLUMNS))
+    for column in ADJUSTED_COLUMNS:
+        source, method = column.rsplit("_", 1)
+        table[column] = adjust_p(table[source].to_numpy(np.float64), method)
+    return table
 
 
 def moving_trend(metric, impact, *, window: int = 15) -> pd.DataFrame:

@@ -37,19 +37,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from testbench.errors import WeightsError, did_you_mean
+from testbench.errors import SettingsError, WeightsError, did_you_mean
 from testbench.kernels.celltypes import CELL_TYPES
 
 FORMAT = "testbench-weights"
 FORMAT_VERSION = 1
 GATES = {name: ct.gates for name, ct in CELL_TYPES.items()}
 ZOO_PREFIX = "zoo:"
+ZOO_MANIFEST = "manifest.json"
 ARRAYS = ("W_ih", "W_hh", "b_ih", "b_hh")
 REVERSE_SUFFIX = "_reverse"
 
@@ -136,8 +139,6 @@ def save(net: Network, path: str | Path) -> Path:
     Path
         The written path.
     """
-    import os
-
     import h5py
 
     path = Path(path)
@@ -174,34 +175,86 @@ def zoo_dir() -> Path:
     return Path(str(resources.files("testbench") / "zoo"))
 
 
+def zoo_manifest() -> dict:
+    """The zoo manifest: ``{name: entry}`` (dataset, size, seed, training settings, scores...)."""
+    path = zoo_dir() / ZOO_MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def zoo_names() -> list[str]:
-    """Names of the shipped networks, usable as ``zoo:<name>``."""
-    return sorted(p.stem for p in zoo_dir().glob("*.h5"))
+    """Names usable as ``zoo:<name>``: those listed in the zoo manifest whose file is shipped.
+
+    Only plain names count (no path separator, no leading dot), so a ``zoo:`` reference never
+    reaches a file outside the zoo folder.
+    """
+    folder = zoo_dir()
+    return sorted(name for name in zoo_manifest()
+                  if Path(name).name == name and not name.startswith(".")
+                  and (folder / f"{name}.h5").is_file())
+
+
+def sources(setting: str | list[str]) -> list[str]:
+    """The ``weights`` setting of a node (one reference or a list) as a non-empty list.
+
+    Raises
+    ------
+    SettingsError
+        For an empty list.
+    """
+    refs = [setting] if isinstance(setting, str) else list(setting)
+    if not refs:
+        raise SettingsError(
+            "setting 'weights': [] names no network; fix: give a zoo name such as "
+            f"'zoo:{(zoo_names() or ['co2-128'])[0]}', a weights file path, or a list of them"
+        )
+    return refs
 
 
 def resolve(source: str | Path) -> Path:
-    """Turn a weights reference (``zoo:<name>`` or a file path) into an existing file path.
+    """Turn a weights reference (``zoo:<name>`` or a file path) into a readable regular file.
+
+    ``zoo:<name>`` resolves only names listed in the zoo manifest (see :func:`zoo_names`): a path
+    (``zoo:/abs/path``, ``zoo:../x``) or an unknown name is refused, never looked up on disk.
 
     Raises
     ------
     WeightsError
-        When the zoo name or the file does not exist.
+        Unknown zoo name (with a did-you-mean and the valid names); a path that does not exist,
+        is a directory, is not a regular file (FIFO, socket, device) or cannot be read.
     """
     text = str(source)
     if text.startswith(ZOO_PREFIX):
         name = text[len(ZOO_PREFIX):]
-        path = zoo_dir() / f"{name}.h5"
-        if not path.is_file():
+        names = zoo_names()
+        if name not in names:
+            close = did_you_mean(name, names)
+            close = f"{close} " if close.startswith("did you mean") else ""
             raise WeightsError(
-                f"no zoo network '{name}'; " + did_you_mean(name, zoo_names())
-                + "; fix: run `testbench zoo` to list the shipped networks"
+                f"no zoo network '{name}'; {close}a zoo reference is one of the "
+                f"names listed in {zoo_dir() / ZOO_MANIFEST}, never a path; valid names: "
+                f"{', '.join(names) or 'none (the zoo is not installed)'}; "
+                "fix: use one of these names (`testbench zoo` lists them with their scores), or "
+                "give the path of your own weights file without the 'zoo:' prefix"
             )
-        return path
+        return zoo_dir() / f"{name}.h5"
     path = Path(text).expanduser()
+    if not text.strip() or path.is_dir() or not path.exists():
+        what = ("the weights reference is empty" if not text.strip() else
+                f"weights '{text}' is a directory, not a weights file" if path.is_dir() else
+                f"weights file '{text}' does not exist")
+        raise WeightsError(
+            f"{what}; fix: give the path of a weights file (.h5, .pt) or a zoo name such as "
+            f"'zoo:{(zoo_names() or ['co2-128'])[0]}'"
+        )
     if not path.is_file():
         raise WeightsError(
-            f"weights file '{text}' does not exist; fix: give a path to a .h5/.pt file or a "
-            f"zoo name such as 'zoo:{(zoo_names() or ['co2-128'])[0]}'"
+            f"weights '{text}' is not a regular file (a FIFO, socket or device, whose reading may "
+            "never end); fix: copy the weights into a regular file and give its path"
+        )
+    if not os.access(path, os.R_OK):
+        raise WeightsError(
+            f"weights file '{text}' cannot be read (permission denied); fix: make it readable "
+            f"(chmod u+r '{text}') or copy it to a file you can read"
         )
     return path
 
@@ -215,11 +268,20 @@ def checksum(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load(source: str | Path) -> Network:
+def load(source: str | Path, *, trust_pickle: bool = False) -> Network:
     """Load a network from ``zoo:<name>``, a testbench ``.h5`` file, or a PyTorch ``.pt`` file.
 
     Every array is checked: shapes must agree with the declared sizes, and NaN/Inf values are
     refused (a simulation of them would silently produce NaN metrics).
+
+    Parameters
+    ----------
+    source : str or Path
+        ``zoo:<name>`` or a file path (see :func:`resolve`).
+    trust_pickle : bool
+        Only for ``.pt``/``.pth`` files: permit unpickling Python objects (a whole ``nn.Module``),
+        which runs code stored in the file; see :func:`testbench.importers.load_torch`. Default
+        False: tensors only.
 
     Raises
     ------
@@ -227,34 +289,120 @@ def load(source: str | Path) -> Network:
         Naming the file, the dataset inside it, what was found and the fix.
     """
     path = resolve(source)
-    if path.suffix in (".pt", ".pth"):
+    if path.suffix.lower() in (".pt", ".pth"):
         from testbench.importers import load_torch  # torch is an optional extra
 
-        net = load_torch(path)
+        net = load_torch(path, trust_pickle=trust_pickle)
     else:
-        net = _load_h5(path)
+        net = read_h5(path)
     validate(net, str(path))
     return net
 
 
-def _load_h5(path: Path) -> Network:
+@contextmanager
+def open_h5(path: Path):
+    """Context manager: an HDF5 file open for reading.
+
+    Yields
+    ------
+    h5py.File
+
+    Raises
+    ------
+    WeightsError
+        When the file is not HDF5, is empty or truncated, or a read inside the ``with`` block
+        fails (a damaged file).
+    """
     import h5py
 
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise WeightsError(
-            f"{path}: not a readable HDF5 file ({exc}); fix: export weights with `testbench export` "
-            "or `testbench.weights.save`"
+            f"{path}: not a readable HDF5 file ({exc}); fix: check the file (an empty or truncated "
+            "copy cannot be read); convert a Keras or ONNX model with `testbench export MODEL -o "
+            "weights.h5`; a PyTorch file needs the suffix .pt"
         ) from exc
     with f:
+        try:
+            yield f
+        except OSError as exc:  # h5py reports damaged chunks and metadata as OSError
+            raise WeightsError(
+                f"{path}: reading the HDF5 file failed ({exc}); the file is damaged; fix: export "
+                "or copy the weights again"
+            ) from exc
+
+
+#: What a non-numeric HDF5 dataset holds, by NumPy dtype kind, for error messages.
+_NOT_NUMBERS = {"O": "text or objects", "S": "text", "U": "text", "b": "booleans",
+                "V": "records", "c": "complex numbers", "M": "dates", "m": "durations"}
+
+
+def h5_array(group, name: str, where: str) -> np.ndarray:
+    """Read dataset ``name`` of an open HDF5 ``group`` as a numeric array.
+
+    Parameters
+    ----------
+    group : h5py.Group
+    name : str
+        Path of the dataset inside ``group``.
+    where : str
+        Prefix of error messages (the file).
+
+    Raises
+    ------
+    WeightsError
+        When ``name`` is missing, is not a dataset or holds non-numeric data (strings, objects,
+        compound records). Call it inside :func:`open_h5`, which reports damaged data.
+    """
+    import h5py
+
+    label = f"{where}: dataset '{group.name.rstrip('/')}/{name}'"
+    obj = group.get(name)
+    if not isinstance(obj, h5py.Dataset):
+        found = "is missing" if obj is None else f"is a {type(obj).__name__}, not a dataset"
+        raise WeightsError(f"{label} {found}; fix: re-export the weights")
+    if obj.dtype.kind not in "fiu":
+        raise WeightsError(
+            f"{label} holds {_NOT_NUMBERS.get(obj.dtype.kind, 'non-numeric data')} (dtype "
+            f"{obj.dtype}) where an array of real numbers (float32/float64) is expected; fix: "
+            "re-export the weights"
+        )
+    return obj[()]
+
+
+def _int_attr(attrs, name: str, default: int, where: str) -> int:
+    value = attrs.get(name, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(
+            f"{where}: attribute {name!r} is {value!r}, expected an integer; fix: re-export the "
+            "weights"
+        ) from exc
+
+
+def read_h5(path: Path) -> Network:
+    """Read a testbench-format HDF5 file (see the module docstring) without validating it.
+
+    Most callers want :func:`load`, which resolves the reference and validates the arrays.
+
+    Raises
+    ------
+    WeightsError
+        Not a readable HDF5 file, another format, a missing or non-numeric dataset, malformed
+        attributes.
+    """
+    import h5py
+
+    with open_h5(path) as f:
         fmt = f.attrs.get("format")
         if fmt != FORMAT:
             raise WeightsError(
                 f"{path}: attribute 'format' is {fmt!r}, expected {FORMAT!r}; this is not a testbench "
-                "weights file. fix: convert it with `testbench export`"
+                "weights file; fix: convert it with `testbench export`"
             )
-        version = int(f.attrs.get("format_version", -1))
+        version = _int_attr(f.attrs, "format_version", -1, str(path))
         if version != FORMAT_VERSION:
             raise WeightsError(
                 f"{path}: format_version {version} is not supported (this version reads "
@@ -265,13 +413,13 @@ def _load_h5(path: Path) -> Network:
             raise WeightsError(
                 f"{path}: cell_type {cell_type!r} is not supported; valid: {', '.join(GATES)}"
             )
-        num_layers = int(f.attrs.get("num_layers", 0))
+        num_layers = _int_attr(f.attrs, "num_layers", 0, str(path))
         bidirectional = bool(f.attrs.get("bidirectional", False))
         names = ARRAYS + tuple(a + REVERSE_SUFFIX for a in ARRAYS) if bidirectional else ARRAYS
         layers = []
         for k in range(num_layers):
             grp = f.get(f"layers/{k}")
-            if grp is None:
+            if not isinstance(grp, h5py.Group):
                 raise WeightsError(
                     f"{path}: num_layers is {num_layers} but group 'layers/{k}' is missing; "
                     "fix: re-export the weights"
@@ -284,19 +432,30 @@ def _load_h5(path: Path) -> Network:
                         f"{path}: dataset 'layers/{k}/{name}' is missing{why}; fix: re-export the "
                         "weights"
                     )
-                arrays[name] = grp[name][()]
+                arrays[name] = h5_array(grp, name, str(path))
             layers.append(Layer(**arrays))
         try:
             metadata = json.loads(f.attrs.get("metadata", "{}"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise WeightsError(f"{path}: attribute 'metadata' is not valid JSON: {exc}") from exc
+        if not isinstance(metadata, dict):
+            raise WeightsError(
+                f"{path}: attribute 'metadata' holds a JSON {type(metadata).__name__}, expected an "
+                "object ({...}); fix: re-export the weights"
+            )
         net = Network(cell_type, layers, metadata=metadata)
-        if "readout" in f:
-            net.readout_weight = f["readout/weight"][()]
-            net.readout_bias = f["readout/bias"][()]
-            net.readout_mode = str(f["readout"].attrs.get("mode", "last"))
-        declared = (int(f.attrs.get("input_size", -1)), int(f.attrs.get("hidden_size", -1)))
-    if layers and declared != (net.input_size, net.hidden_size):
+        readout = f.get("readout")
+        if readout is not None:
+            if not isinstance(readout, h5py.Group):
+                raise WeightsError(f"{path}: 'readout' is a {type(readout).__name__}, expected a "
+                                   "group holding 'weight' and 'bias'; fix: re-export the weights")
+            net.readout_weight = h5_array(readout, "weight", str(path))
+            net.readout_bias = h5_array(readout, "bias", str(path))
+            net.readout_mode = str(readout.attrs.get("mode", "last"))
+        declared = (_int_attr(f.attrs, "input_size", -1, str(path)),
+                    _int_attr(f.attrs, "hidden_size", -1, str(path)))
+    square = layers and np.ndim(layers[0].W_ih) == np.ndim(layers[0].W_hh) == 2  # else: validate
+    if square and declared != (net.input_size, net.hidden_size):
         raise WeightsError(
             f"{path}: attributes say input_size={declared[0]}, hidden_size={declared[1]} but "
             f"layers/0 holds input_size={net.input_size}, hidden_size={net.hidden_size}; "
@@ -321,6 +480,13 @@ def validate(net: Network, where: str = "<network>") -> None:
             f"{where}: cell_type {net.cell_type!r} is not supported; "
             + did_you_mean(net.cell_type, GATES)
         )
+    for name in ("W_ih", "W_hh"):
+        shape = np.shape(getattr(net.layers[0], name))
+        if len(shape) != 2 or 0 in shape:
+            raise WeightsError(
+                f"{where}: layers/0/{name} has shape {shape}, expected a non-empty matrix (2 dims); "
+                "fix: re-export the weights"
+            )
     G, N, D = net.gates, net.hidden_size, net.directions
     for k, layer in enumerate(net.layers):
         reverse = [a + REVERSE_SUFFIX for a in ARRAYS if getattr(layer, a + REVERSE_SUFFIX) is not None]
@@ -328,7 +494,7 @@ def validate(net: Network, where: str = "<network>") -> None:
             raise WeightsError(
                 f"{where}: layers/{k} holds reverse arrays {reverse or 'none'} but layers/0 is "
                 f"{'bi' if D == 2 else 'uni'}directional; every layer must hold all four "
-                f"*{REVERSE_SUFFIX} arrays or none. fix: re-export the weights"
+                f"*{REVERSE_SUFFIX} arrays or none; fix: re-export the weights"
             )
         m = net.input_size if k == 0 else D * N
         expected = {"W_ih": (G * N, m), "W_hh": (G * N, N), "b_ih": (G * N,), "b_hh": (G * N,)}
@@ -367,7 +533,7 @@ def validate(net: Network, where: str = "<network>") -> None:
             if not np.isfinite(arr).all():
                 raise WeightsError(
                     f"{where}: {name} holds {int((~np.isfinite(arr)).sum())} non-finite value(s); "
-                    "the simulator refuses NaN/Inf weights. fix: retrain or repair the network"
+                    "the simulator refuses NaN/Inf weights; fix: retrain or repair the network"
                 )
 
 

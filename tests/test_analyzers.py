@@ -69,8 +69,8 @@ def test_output_contract():
     assert set(out.attrs["definitions"]) == set(STEP_METRICS)
     s = sine_response(as_response(lag(sine(length_steps=100).values, 0.5), x), x)
     assert s["metric"].values.tolist() == ["amplitude", "frequency", "correlation",
-                                           "correlation_normalized"]
-    assert s["units"].values.tolist() == ["1", "cycles per time unit", "1", "1"]
+                                           "correlation_normalized", "correlation_per_sample"]
+    assert s["units"].values.tolist() == ["1", "cycles per time unit", "1", "1", "1"]
 
 
 # (1) a first-order lag has settling time n* = ceil(ln b / ln p) - 1 steps after the input change:
@@ -212,6 +212,7 @@ def test_constant_stimulus_or_response():
                                atol=1e-15)
     s = sine_response(as_response(np.full(100, 0.1), x), x)
     assert s.sel(metric="amplitude") == 0 and s.sel(metric="correlation") == 0
+    assert s.sel(metric="correlation_per_sample") == 0
     assert np.isnan(s.sel(metric=["frequency", "correlation_normalized"])).all()
 
 
@@ -278,3 +279,68 @@ def test_delaying_the_onset_changes_no_metric(p, onset, shift, dt, band_frac, re
     out_d = step_response(as_response(lag(xd.values, p), xd), xd, **kwargs)
     assert out.sel(metric="settling_time").item() == out_d.sel(metric="settling_time").item()
     np.testing.assert_allclose(out_d, out, rtol=1e-12, atol=1e-15)
+
+
+# (8) the per-sample correlation (the paper's Table 1 units): for a linear cell y = g x + c,
+# sum_t (x - mean x)(y - mean y) = g sum_t (x - mean x)^2, and / T it is g times the stimulus's
+# variance: g A^2 / 2 for a sine over whole periods. Definition 5's correlation stays T times it.
+@pytest.mark.parametrize("g, c", [(0.7, 0.0), (-1.3, 0.25), (2.0, -4.0)])
+@pytest.mark.parametrize("T, f, dt, A", [(400, 0.05, 1.0, 1.0), (1000, 0.3, 0.1, 2.5)])
+def test_per_sample_correlation_of_a_linear_cell(g, c, T, f, dt, A):
+    x = sine(length_steps=T, dt=dt, frequency=f, amplitude=A)   # 20 and 30 whole periods
+    out = sine_response(as_response(g * x.values + c, x), x)
+    xc = x.values - x.values.mean()
+    assert out.sel(metric="correlation_per_sample").item() == pytest.approx(
+        g * np.sum(xc * xc) / T, rel=1e-12)
+    assert out.sel(metric="correlation_per_sample").item() == pytest.approx(g * A ** 2 / 2,
+                                                                            rel=1e-9)
+    assert out.sel(metric="correlation").item() == pytest.approx(g * A ** 2 / 2 * T, rel=1e-9)
+    assert out.sel(metric="correlation_normalized").item() == pytest.approx(np.sign(g), rel=1e-12)
+
+
+def test_per_sample_correlation_does_not_grow_with_the_record():
+    # a first-order lag under a sine: the per-sample value converges as T grows, Definition 5's
+    # correlation grows with T (the reason the paper's Table 1 cannot be in its units)
+    per_sample, total = [], []
+    for T in (2000, 4000, 8000):
+        x = sine(length_steps=T, frequency=0.02)
+        out = sine_response(as_response(lag(x.values, 0.8), x), x)
+        per_sample.append(out.sel(metric="correlation_per_sample").item())
+        total.append(out.sel(metric="correlation").item())
+    w = 2 * np.pi * 0.02
+    h = (1 - 0.8) / (1 - 0.8 * np.exp(-1j * w))     # steady state: y = |H| sin(w t + arg H)
+    np.testing.assert_allclose(per_sample, 0.5 * h.real, rtol=1e-2)
+    np.testing.assert_allclose(np.array(total) / [2000, 4000, 8000], per_sample, rtol=1e-12)
+
+
+# (9) settling bands of other conventions, on a continuous first-order lag y = c + a (1 - e^{-t/tau})
+# sampled every dt from the input change. Band b relative to the step (delta = a): the response is
+# inside from t = tau ln(1 / b); relative to the final value c + a: from tau ln(|a| / (b |c + a|)).
+# The analyzer counts whole samples, so it reports that time rounded up to the grid: [t_s, t_s + dt).
+@pytest.mark.parametrize("band_frac, band_reference", [(0.02, "final"), (0.01, "final"),
+                                                       (0.02, "delta"), (0.1, "delta")])
+@pytest.mark.parametrize("tau, dt", [(5.0, 0.1), (3.0, 1.0), (40.0, 0.7)])
+@pytest.mark.parametrize("c, a", [(0.0, 1.0), (0.5, -2.0), (1.0, 1.0)])
+def test_continuous_lag_settles_at_tau_ln_one_over_band(band_frac, band_reference, tau, dt, c, a):
+    onset, T = 50, 50 + math.ceil(40 * tau / dt)       # e^{-40} ~ 4e-18: settled to rounding
+    x = step(length_steps=T, dt=dt, onset_steps=onset)
+    i0 = int(np.argmax(x.values != x.values[0]))
+    t = np.maximum(np.arange(T) - i0, 0) * dt
+    y = c + a * (1 - np.exp(-t / tau))
+    out = step_response(as_response(y, x), x, band_frac=band_frac, band_reference=band_reference)
+    ref = abs(a) if band_reference == "delta" else abs(c + a)
+    t_s = tau * math.log(abs(a) / (band_frac * ref))
+    got = out.sel(metric="settling_time").item()
+    assert t_s <= got < t_s + dt
+    assert got == pytest.approx(math.ceil(t_s / dt) * dt, rel=1e-12)
+
+
+def test_default_of_python_control_step_info_is_two_percent_of_final():
+    dt, onset = 0.1, 200
+    for y_post in _systems(dt):
+        x = step(length_steps=onset + len(y_post), dt=dt, onset_steps=onset)
+        resp = as_response(np.r_[np.zeros(onset), y_post], x)
+        out = step_response(resp, x, band_frac=0.02, band_reference="final", window_frac=1e-9)
+        ref = control.step_info(sysdata=y_post, T=np.arange(len(y_post)) * dt)
+        np.testing.assert_allclose(out.sel(metric="settling_time"), ref["SettlingTime"],
+                                   rtol=1e-12)

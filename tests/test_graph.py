@@ -63,6 +63,24 @@ CASES = {
                           r"\[settings\.layer\] value -1 must be >= 0(.|\n)*"
                           r"unknown node type 'sine_respons'; did you mean 'sine_response'\?",
     "not_a_mapping.yaml": r"not_a_mapping\.yaml:2:3: \[nodes\] 'nodes' must be a mapping",
+    # bounded, plain-data YAML (tests/test_safety_graph.py has the generated and --set cases)
+    "yaml_tag.yaml": r"yaml_tag\.yaml:4:27: YAML tag tag:yaml\.org,2002:python/object/apply:os\.system "
+                     r"is not allowed.*\n.*fix: remove the tag",
+    "recursive_alias.yaml": r"recursive_alias\.yaml:4:33: alias \*f refers to a value that contains it",
+    "billion_laughs.yaml": r"billion_laughs\.yaml:\d+:\d+: the document holds more than 10,000 values",
+    "deep_nesting.yaml": r"deep_nesting\.yaml:4:\d+: values nested more than 50 levels deep",
+    "latin1.yaml": r"latin1\.yaml:3:14: not UTF-8 text: byte 0xe9 at byte offset 47.*\n.*fix: save the "
+                   r"graph as UTF-8",
+    "stdlib_reference.yaml": r"stdlib_reference\.yaml:3:11: node 'shell' \[type\] node reference "
+                             r"'os:system' names the Python standard library module 'os'",
+    "non_finite.yaml": r"2 problems(.|\n)*non_finite\.yaml:4:27: node 'sine' \[settings\.amplitude\] "
+                       r"value nan must be a finite number(.|\n)*:4:37: node 'sine' \[settings\.dt\] value "
+                       r"inf must be a finite",
+    "sweep_duplicates.yaml": r"sweep_duplicates\.yaml:4:35: node 'sine' \[sweep\.frequency\[2\]\] sweep "
+                             r"values .* contain duplicates.*\n.*fix: list each value once",
+    "grid_too_large.yaml": r"grid_too_large\.yaml:12:18: node 'step' \[sweep\.amplitude\] the sweeps make "
+                           r"a grid of 125,000 points \(step\.amplitude 50 x sine\.phase 50 x "
+                           r"sine\.frequency 50\); the limit is 100,000\n.*fix: sweep fewer values",
 }
 
 
@@ -101,7 +119,7 @@ def test_set_override_replaces_setting_and_sweeps_lists():
 
 
 @pytest.mark.parametrize("override, pattern", [
-    ("nosuch.frequency=1", r"--set:0:0: node 'nosuch' override .* no node 'nosuch'"),
+    ("nosuch.frequency=1", r"--set nosuch\.frequency: node 'nosuch' override .* no node 'nosuch'"),
     ("sine.frequency", r"is not of the form node\.setting=value"),
     ("sine.frequency=-1", r"\[settings\.frequency\] value -1 must be > 0"),
 ])

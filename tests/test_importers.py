@@ -136,10 +136,12 @@ def seq2one(tmp_path):
     return model, tmp_path
 
 
-@pytest.mark.parametrize("name", ["model.pt", "checkpoint.pth"])
-def test_torch_files_import_layer_and_readout(seq2one, name):
+@pytest.mark.parametrize("name, trust", [("model.pt", True), ("checkpoint.pth", False)])
+def test_torch_files_import_layer_and_readout(seq2one, name, trust):
     model, folder = seq2one
-    net = importers.load_any(folder / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error" if not trust else "ignore", importers.TrustedPickleWarning)
+        net = importers.load_any(folder / name, trust_pickle=trust)
     x = np.random.default_rng(2).normal(size=(T, M))
     np.testing.assert_allclose(np_forward(net, x), torch_output(model.rnn, x), atol=TOL)
     np.testing.assert_array_equal(net.readout_weight, model.head.weight.detach().numpy())
@@ -149,7 +151,8 @@ def test_torch_files_import_layer_and_readout(seq2one, name):
 
 def test_export_round_trips_bidirectional_through_testbench_format(seq2one):
     model, folder = seq2one
-    out = importers.export(folder / "model.pt", folder / "out" / "w.h5")
+    with pytest.warns(importers.TrustedPickleWarning, match=r"model\.pt: unpickling"):
+        out = importers.export(folder / "model.pt", folder / "out" / "w.h5", trust_pickle=True)
     with h5py.File(out) as f:
         assert bool(f.attrs["bidirectional"]) and "layers/1/W_hh_reverse" in f
     net, again = importers.load_torch(model), importers.load_any(out)
@@ -160,10 +163,11 @@ def test_export_round_trips_bidirectional_through_testbench_format(seq2one):
     assert again.metadata["source_sha256"] == weights.checksum(folder / "model.pt")
 
 
-def test_torch_whole_module_refused_without_pickle(seq2one):
+def test_torch_whole_module_refused_without_trust_pickle(seq2one):
     _, folder = seq2one
-    with pytest.raises(WeightsError, match=r"model\.pt: the file holds pickled Python objects"):
-        importers.load_torch(folder / "model.pt", allow_pickle=False)
+    with pytest.raises(WeightsError, match=r"model\.pt: the file holds pickled Python objects.*"
+                                           r"Seq2One.*arbitrary code.*state_dict.*trust_pickle"):
+        importers.load_torch(folder / "model.pt")
 
 
 class TwoRnns(torch.nn.Module):

@@ -3,49 +3,91 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 
+import matplotlib.image as mpimg
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
 from conftest import SHARED_DATA
 from testbench import report as R
+from testbench import store as S
 
 METRICS = ["initial_response", "final_response", "delta_response", "settling_time", "amplitude",
            "frequency", "correlation", "correlation_normalized"]
-UNITS = ["1", "1", "1", "steps", "1", "1/step", "1", "1"]
+UNITS = ["1", "1", "1", "time unit", "1", "cycles per time unit", "1", "1"]
+ANALYZERS = ["step_metrics"] * 4 + ["sine_metrics"] * 4
 SIZES = [32, 64, 128]
 
 
-def synthetic_store(path, seed=0):
-    """Two datasets (mnist, co2) x three sizes, amplitude ~ 1/N, zero/mean ablation at N = 128."""
+def provenance(step_dt=1.0, frequencies=None):
+    """The store's ``settings`` attribute of a step + sine graph (the sine's dt left at its
+    default, 1.0; ``frequencies`` sweeps the sine)."""
+    def node(type_, settings=None, inputs=None, sweep=None):
+        return {"type": type_, "settings": settings or {}, "sweep": sweep or {},
+                "inputs": inputs or {}}
+
+    return json.dumps({
+        "step": node("step", {"dt": step_dt}),
+        "sine": node("sine", sweep={"frequency": frequencies} if frequencies else None),
+        "step_cells": node("lstm_cells", {"weights": "zoo:mnist-128"}, {"stimulus": "step"}),
+        "sine_cells": node("lstm_cells", {"weights": "zoo:mnist-128"}, {"stimulus": "sine"}),
+        "step_metrics": node("step_response", inputs={"response": "step_cells", "stimulus": "step"}),
+        "sine_metrics": node("sine_response", inputs={"response": "sine_cells", "stimulus": "sine"}),
+    })
+
+
+def synthetic_store(path, seed=0, *, frequencies=None, bode=False, ablation=True, step_dt=1.0):
+    """Two datasets (co2, mnist) x three sizes, amplitude ~ 1/N, frequency constant (0.05),
+    zero/mean ablation at N = 128. ``frequencies``: a sine frequency sweep that the sine metrics
+    depend on; ``bode``: also ``gain`` and ``phase_lag`` metrics of a first-order lag."""
     rng = np.random.default_rng(seed)
-    data = np.full((2, 3, 128, len(METRICS)), np.nan)
+    names, units, analyzers = list(METRICS), list(UNITS), list(ANALYZERS)
+    if bode:
+        names += ["gain", "phase_lag"]
+        units += ["1", "degree"]
+        analyzers += ["bode", "bode"]
+    data = np.full((2, 3, 128, len(names)), np.nan)
     for j, n in enumerate(SIZES):
-        data[:, j, :n] = rng.normal(size=(2, n, len(METRICS)))
+        data[:, j, :n] = rng.normal(size=(2, n, len(names)))
         data[:, j, :n, 3] = rng.uniform(1, 50, (2, n))                     # settling time
         data[:, j, :n, 4] = (4.0 / n) * rng.uniform(0.5, 1.5, (2, n))      # amplitude
         data[:, j, :n, 5] = 0.05
     data[1, 2, :64, 2] = np.abs(data[1, 2, :64, 2])      # mnist-128: 64 excitatory by delta ...
     data[1, 2, 64:, 2] = -np.abs(data[1, 2, 64:, 2])     # ... and 64 inhibitory
     coords = {"dataset": ["co2", "mnist"], "network_size": SIZES, "cell": np.arange(128),
-              "metric": METRICS, "units": ("metric", UNITS)}
+              "metric": names, "units": ("metric", units), "analyzer": ("metric", analyzers)}
     metrics = xr.DataArray(data, dims=("dataset", "network_size", "cell", "metric"), coords=coords)
-    impact = np.full((2, 2, 3, 128), np.nan)
-    impact[:, :, 2] = rng.normal(0, 0.01, (2, 2, 128))
-    ds = xr.Dataset(
-        {"metrics": metrics,
-         "ablation_impact": (("mode", "dataset", "network_size", "cell"), impact),
-         "ablation_intact": (("dataset", "network_size"), np.array([[np.nan, np.nan, 0.3]] * 2))},
-        coords={"mode": ["zero", "mean"], "error_units": ("dataset", ["ppm", "1"])},
-    )
+    if frequencies:
+        f = xr.DataArray(frequencies, dims="frequency", coords={"frequency": frequencies})
+        sine = metrics["analyzer"] != "step_metrics"
+        metrics = xr.where(sine, metrics * (1 + f), metrics).transpose(*metrics.dims, "frequency")
+        if bode:
+            pole = rng.uniform(0.02, 0.2, (2, 3, 128))[..., None]
+            gain = 1 / np.sqrt(1 + (np.asarray(frequencies) / pole) ** 2)
+            metrics.loc[{"metric": "gain"}] = np.where(np.isfinite(data[..., :1]), gain, np.nan)
+            metrics.loc[{"metric": "phase_lag"}] = np.degrees(np.arctan(np.asarray(frequencies) / pole))
+    variables = {"metrics": metrics}
+    ds_coords = {}
+    if ablation:
+        impact = np.full((2, 2, 3, 128), np.nan)
+        impact[:, :, 2] = rng.normal(0, 0.01, (2, 2, 128))
+        variables["ablation_impact"] = (("mode", "dataset", "network_size", "cell"), impact)
+        variables["ablation_intact"] = (("dataset", "network_size"),
+                                        np.array([[np.nan, np.nan, 0.3]] * 2))
+        ds_coords = {"mode": ["zero", "mean"], "error_units": ("dataset", ["ppm", "1"]),
+                     "error_metric": ("dataset", ["mae", "misclassification_rate"])}
+    ds = xr.Dataset(variables, coords=ds_coords)
     ds.attrs["weights"] = json.dumps({"cells": [
         {"source": "zoo:mnist-128", "dataset": "mnist", "network_size": 128}]})
     ds.attrs["created_utc"] = "2026-01-01T00:00:00Z"
-    ds.to_zarr(path, zarr_format=2, mode="w")
+    ds.attrs["settings"] = provenance(step_dt, frequencies)
+    S.write(ds, path, progress=False)
     return ds
 
 
@@ -56,6 +98,22 @@ def page(tmp_path_factory):
     data_dir = SHARED_DATA if (SHARED_DATA / "mnist").is_dir() else tmp / "no-data"
     path = R.write_report(tmp / "s.zarr", tmp / "out", data_dir=data_dir, n_boot=50, n_perm=100)
     return path, ds, data_dir
+
+
+@pytest.fixture(scope="module")
+def lazy(page):
+    """The synthetic store opened lazily, its metrics with units in words."""
+    ds = S.open_store(page[0].parent.parent / "s.zarr")
+    return ds, R.metrics_in_words(ds)
+
+
+def texts(fig) -> list[str]:
+    """Every piece of text of a figure: titles, axis labels, legend entries, colour bar labels."""
+    fig.canvas.draw()
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()]
+
+
+# ------------------------------------------------------------------------------------- tables
 
 
 def test_table1_and_sign_fractions(page):
@@ -70,17 +128,56 @@ def test_table1_and_sign_fractions(page):
     assert fr.loc["mnist", "delta_response inhibitory"] == 0.5
 
 
+def test_csvs_have_one_header_row_and_integer_counts(page):
+    path, ds, _ = page
+    for name, index_cols in (("table1.csv", 1), ("sign_fractions.csv", 1), ("validity.csv", 4),
+                             ("capacity.csv", 2)):
+        text = (path.parent / name).read_text()
+        frame = pd.read_csv(path.parent / name)
+        assert not any(str(c).startswith("Unnamed") for c in frame.columns), name
+        assert frame.iloc[0, 0] in ("co2", "mnist"), f"{name}: a second header row"
+        assert not re.search(r",128\.0\b", text), f"{name}: counts written as floats"
+    t1 = pd.read_csv(path.parent / "table1.csv", index_col=0)
+    assert t1.loc["mnist", "amplitude_n"] == 128 and t1["amplitude_n"].dtype.kind == "i"
+    assert t1.loc["mnist", "amplitude_mean"] == pytest.approx(
+        float(ds.metrics.sel(dataset="mnist", network_size=128, metric="amplitude").mean()))
+    validity = pd.read_csv(path.parent / "validity.csv")
+    assert validity["n"].dtype.kind == "i" and set(validity["n"]) == {128}
+    assert {"p_perm_holm", "p_perm_bh", "p_overlap_holm", "p_overlap_bh",
+            "spearman_failed"} <= set(validity.columns)
+    assert pd.read_csv(path.parent / "capacity.csv")["n_points"].dtype.kind == "i"
+
+
+def test_validity_table_in_the_page(page):
+    path, _, _ = page
+    text = path.read_text()
+    assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE)
+    table = pd.read_html(path, match="Spearman")[0]
+    header = " ".join(map(str, table.columns))
+    for column in ("Spearman ρ [95% CI]", "failed resamples ρ / τ", "p perm. (Holm, BH)",
+                   "p overlap (Holm, BH)", "note"):
+        assert column in header
+    shown = set(table.iloc[:, 3].astype(str))
+    assert {"settling time", "delta response", "|delta response|", "frequency"} <= shown
+    assert not {"|settling time|", "|amplitude|", "|frequency|"} & shown     # non-negative metrics
+    frequency = table[table.iloc[:, 3] == "frequency"].iloc[0]
+    assert frequency.iloc[5] == "n/a"                                       # Spearman ρ
+    assert "constant across the 128 cells" in frequency.iloc[-1]
+
+
 def test_page_is_self_contained_and_lists_every_section(page):
     path, _, data_dir = page
     text = path.read_text()
     images = re.findall(r"<img src='([^']+)'", text)
     assert {"fig2_3_sorted.png", "fig5_capacity.png", "fig4_delta_response_zero.png",
             "fig4_amplitude_mean.png"} <= set(images)
+    assert "bode.png" not in images                       # no gain / phase_lag in this store
     for name in images:
         assert (path.parent / name).stat().st_size > 5000
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", text)   # nothing fetched from outside
     for heading in ("Table 1", "Predictive validity", "Fig. 5", "Fig. 2B"):
         assert heading in text
+    assert "settling time [steps]" in text and "settling_time" not in text
     if (data_dir / "mnist").is_dir():
         assert "fig2b_heatmap.png" in images
     else:
@@ -90,34 +187,248 @@ def test_page_is_self_contained_and_lists_every_section(page):
 
 
 def test_fig2b_is_skipped_with_a_reason_without_data(tmp_path):
-    synthetic_store(tmp_path / "s.zarr")
+    synthetic_store(tmp_path / "s.zarr", ablation=False)
     path = R.write_report(tmp_path / "s.zarr", tmp_path / "out", data_dir=tmp_path / "none",
                           n_boot=5, n_perm=5)
     assert re.search(r"skipped: .*mnist", path.read_text())
 
 
 def test_report_refuses_a_store_without_metrics(tmp_path):
-    xr.Dataset({"x": ("a", [1.0])}).to_zarr(tmp_path / "s.zarr", zarr_format=2)
+    S.write(xr.Dataset({"x": ("a", [1.0])}), tmp_path / "s.zarr", progress=False)
     with pytest.raises(R.ReportError, match=r"holds no 'metrics' variable \(has: x\)"):
         R.write_report(tmp_path / "s.zarr", tmp_path / "out")
 
 
-def _browser():
+# ------------------------------------------------------------------------- words and units
+
+
+def test_labels_are_words_in_one_place():
+    assert R.label("settling_time") == "settling time"
+    assert R.label("|delta_response|") == "|delta response|"
+    assert R.label("mae") == "MAE"
+    assert R.label("misclassification_rate") == "misclassification rate"
+
+
+@pytest.mark.parametrize("step_dt, settling, frequency", [
+    (1.0, "steps", "cycles per step"),               # one time unit is one step
+    (0.5, "time units", "cycles per step"),          # the sine keeps its default dt = 1
+])
+def test_units_in_words_follow_the_stimulus_dt(tmp_path, step_dt, settling, frequency):
+    synthetic_store(tmp_path / "s.zarr", ablation=False, step_dt=step_dt)
+    words = R.metrics_in_words(S.open_store(tmp_path / "s.zarr"))
+    assert R.unit_suffix(words, "settling_time") == f" [{settling}]"
+    assert R.unit_suffix(words, "frequency") == f" [{frequency}]"
+    assert R.unit_suffix(words, "amplitude") == ""                     # dimensionless
+    assert R.axis_label(words, "settling_time") == f"settling time [{settling}]"
+
+
+def test_sorted_figure_titles_are_words_with_units(lazy):
+    _, words = lazy
+    fig = R.fig_sorted(words)                               # lazily opened store
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "settling time [steps]" in titles and "frequency [cycles per step]" in titles
+    assert "delta response" in titles
+    assert not any("_" in t or "time unit" in t for t in texts(fig))
+
+
+def test_fig4_shows_mode_units_and_cells_that_do_not_overlap(lazy):
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
+
+    ds, words = lazy
+    fig = R.fig_trend(words, ds.ablation_impact.sel(mode="zero"), metric="delta_response")
+    co2, mnist = fig.axes
+    assert co2.get_title() == "co2, 128 cells, zero knock-out"
+    assert co2.get_ylabel() == "Δ test MAE [ppm]"
+    assert mnist.get_ylabel() == "Δ test misclassification rate"
+    assert co2.get_xlabel() == "cells sorted by delta response (ascending)"
+    assert not [p for p in co2.patches if isinstance(p, Rectangle)]      # no bars
+    fig.canvas.draw()
+    cells = [c for c in co2.collections if isinstance(c, LineCollection)]
+    assert len(cells) == 1 and len(cells[0].get_segments()) == 128
+    width_px = cells[0].get_linewidth()[0] * fig.dpi / 72
+    pitch_px = co2.get_window_extent().width / 128
+    assert width_px < pitch_px, "the cells' lines overlap"
+    legend = fig.legends[0].get_window_extent()
+    assert not any(legend.overlaps(ax.get_window_extent()) for ax in fig.axes)
+
+
+def test_fig5_has_no_frequency_panel_and_its_legend_covers_no_data(lazy, page):
+    from testbench.capacity import capacity_table
+
+    _, words = lazy
+    fig = R.fig_capacity(words, capacity_table(S.load(words, "s")))
+    titles = [ax.get_title().splitlines()[0] for ax in fig.axes]
+    assert titles == ["settling time [steps]", "|delta response|", "amplitude", "|correlation|"]
+    assert not [ax for ax in fig.axes if ax.get_legend() is not None]
+    fig.canvas.draw()
+    legend = fig.legends[0].get_window_extent()
+    assert not any(legend.overlaps(ax.get_window_extent()) for ax in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["co2", "mnist"]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs the MNIST data")
+def test_fig2b_titles_the_digit_by_its_class_and_labels_the_colour_bar(lazy):
+    from testbench import data as D
+
+    _, words = lazy
+    fig = R.fig_heatmap(words, "zoo:mnist-128", data_dir=SHARED_DATA, digit_index=3)
+    digit = int(D.load("mnist", variant="row", data_dir=SHARED_DATA).test.y[3])
+    assert fig.axes[0].get_title() == f"digit {digit} (test image #3)"
+    assert fig.axes[-1].get_ylabel() == "hidden state $h_t$"
+
+
+# ------------------------------------------------------------------------------ swept stores
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("swept")
+    synthetic_store(tmp / "f.zarr", frequencies=[0.05, 0.1], ablation=False)
+    return tmp
+
+
+def test_a_swept_store_without_sel_is_refused_with_its_dims_and_values(swept, cli):
+    r = cli("report", swept / "f.zarr", "-o", swept / "refused")
+    assert r.status == 2 and "Traceback" not in r.text
+    assert re.search(r"error: '.*f\.zarr': metrics are swept along frequency \(2 values: 0\.05, "
+                     r"0\.1\); .*fix: choose one with --sel, e\.g\. `testbench report .*f\.zarr "
+                     r"--sel frequency=0\.05`", r.err)
+    assert not (swept / "refused").exists()
+
+
+def test_report_sel_reports_one_point_of_a_swept_store(swept, cli):
+    r = cli("report", swept / "f.zarr", "-o", swept / "at", "--sel", "frequency=0.1")
+    assert r.status == 0, r.text
+    text = (swept / "at" / "index.html").read_text()
+    assert "at <code>frequency=0.1</code>" in text
+    t1 = pd.read_csv(swept / "at" / "table1.csv", index_col=0)
+    ds = xr.open_zarr(swept / "f.zarr")
+    expected = ds.metrics.sel(dataset="co2", network_size=128, metric="amplitude", frequency=0.1)
+    assert t1.loc["co2", "amplitude_mean"] == pytest.approx(float(expected.mean()))
+    off = cli("report", swept / "f.zarr", "-o", swept / "off", "--sel", "frequency=0.2")
+    assert off.status == 2 and re.search(r"--sel frequency=0\.2: '0\.2' is not a value of "
+                                         r"'frequency'; nearest: 0\.1; fix: use one of: 0\.05, "
+                                         r"0\.1", off.err)
+
+
+def test_a_bode_store_gets_the_bode_figure(tmp_path, cli):
+    synthetic_store(tmp_path / "b.zarr", frequencies=[0.01, 0.03, 0.1], bode=True, ablation=False)
+    r = cli("report", tmp_path / "b.zarr", "-o", tmp_path / "whole")
+    assert r.status == 0, r.text
+    text = (tmp_path / "whole" / "index.html").read_text()
+    assert "<img src='bode.png'" in text and "Table 1" not in text
+    assert re.search(r"swept along frequency \(3 values: 0\.01, 0\.03, 0\.1\)\. To see them, "
+                     r"choose one with --sel", text)
+    r = cli("report", tmp_path / "b.zarr", "-o", tmp_path / "point", "--sel", "frequency=0.03")
+    assert r.status == 0, r.text
+    text = (tmp_path / "point" / "index.html").read_text()
+    assert "<img src='bode.png'" in text and "Table 1" in text
+    from testbench.bode import fig_bode
+
+    fig = fig_bode(S.open_store(tmp_path / "b.zarr"))
+    assert fig.axes[1].get_xlabel() == "stimulus frequency [cycles per step]"
+    assert fig.axes[-1].get_ylabel() == "settling time [steps] (grey: never settles)"
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def test_report_help_says_its_defaults_without_markup(cli):
+    r = cli("report", "--help")
+    text = " ".join(r.out.split())
+    assert "(default: results/report)" in text and "--sel DIM=VALUE" in text
+    assert "(default: 128)" in text
+    assert not re.search(r"``|:func:|:mod:", r.out)
+
+
+def test_show_on_an_ablation_only_store(tmp_path, cli):
+    ds = synthetic_store(tmp_path / "s.zarr", ablation=True)
+    S.write(ds.drop_vars(["metrics", "metric", "units", "analyzer"]), tmp_path / "a.zarr",
+            progress=False)
+    r = cli("show", tmp_path / "a.zarr")
+    assert r.status == 0, r.text
+    assert "ablation_impact" in r.out and "ablation_error" not in r.out  # only impact stored here
+    assert re.search(r"zero\s+co2\s+128\s+-?\d", r.out)
+    assert "intact test error: co2/128: 0.3" in r.out
+    assert "errors: co2: MAE [ppm], mnist: misclassification rate" in r.out
+    r = cli("show", tmp_path / "a.zarr", "--sel", "mode=mean")
+    assert r.status == 0 and "zero" not in r.out.split("\n", 1)[1]
+
+
+# --------------------------------------------------------------------------------- browser
+
+
+def _browser() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
             return shutil.which(name)
     return None
 
 
-@pytest.mark.skipif(_browser() is None, reason="no headless browser (apt-get install chromium)")
-def test_page_renders_in_a_headless_browser(page, tmp_path):
-    import matplotlib.image as mpimg
+#: Injected into a copy of the page: after load, records each image's size and place, and the
+#: page's height, as attributes of <body> that ``--dump-dom`` prints.
+PROBE = """<script>
+window.addEventListener('load', () => {
+  const images = [...document.images].map(i => {
+    const r = i.getBoundingClientRect();
+    return {src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth,
+            height: i.naturalHeight, box: [r.left, r.top, r.width, r.height]};
+  });
+  document.body.setAttribute('data-images', JSON.stringify(images));
+  document.body.setAttribute('data-height', document.documentElement.scrollHeight);
+});
+</script>"""
 
+
+def _chromium(browser: str, profile, *args, timeout=120) -> str:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--hide-scrollbars", "--force-device-scale-factor=1"]
+    done = subprocess.run([browser, *flags, *args], check=True, capture_output=True, text=True,
+                          timeout=timeout)
+    return done.stdout
+
+
+def _thumb(rgb: np.ndarray, n: int = 16) -> np.ndarray:
+    """Grey levels of an image averaged over an n x n grid of blocks."""
+    grey = rgb[..., :3].mean(-1)
+    rows = np.array_split(np.arange(grey.shape[0]), n)
+    cols = np.array_split(np.arange(grey.shape[1]), n)
+    return np.array([[grey[np.ix_(r, c)].mean() for c in cols] for r in rows])
+
+
+def test_page_renders_in_a_headless_browser(page, tmp_path):
+    browser = _browser()
+    if browser is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("no headless browser in CI: .ci/run installs Debian's chromium")
+        pytest.skip("no headless browser (apt-get install chromium)")
     path, _, _ = page
+    site = shutil.copytree(path.parent, tmp_path / "site")
+    page_copy = site / "index.html"
+    page_copy.write_text(path.read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium(browser, tmp_path / "profile-dom", "--window-size=1280,1000", "--dump-dom",
+                    page_copy.as_uri())
+    found = re.search(r'data-images="([^"]*)"', dom)
+    assert found, "the page did not finish loading"
+    images = json.loads(found[1].replace("&quot;", '"').replace("&amp;", "&"))
+    expected = re.findall(r"<img src='([^']+)'", path.read_text())
+    assert [i["src"] for i in images] == expected and len(expected) >= 6
+    for image in images:
+        png = mpimg.imread(site / image["src"])
+        assert image["complete"] and (image["width"], image["height"]) == png.shape[1::-1], image
+
+    height = int(re.search(r'data-height="(\d+)"', dom)[1])
     shot = tmp_path / "shot.png"
-    subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={shot}", "--window-size=1200,2400", path.resolve().as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    rgb = mpimg.imread(shot)[..., :3]
-    colored = (rgb.max(-1) - rgb.min(-1)) > 0.3     # saturated pixels: the figures' colored lines
-    assert colored.mean() > 0.002, "no figure pixels in the rendered page"
+    _chromium(browser, tmp_path / "profile-shot", f"--window-size=1280,{height + 50}",
+              f"--screenshot={shot}", page_copy.as_uri())
+    rgb = mpimg.imread(shot)
+    assert rgb.shape[0] >= height
+    for image in images:   # each figure is on screen where the page placed it, as drawn
+        left, top, width, height = (int(round(v)) for v in image["box"])
+        crop = rgb[top + 2:top + height - 2, left + 2:left + width - 2]
+        drawn = mpimg.imread(site / image["src"])[2:-2, 2:-2]
+        a, b = _thumb(crop).ravel(), _thumb(drawn).ravel()
+        assert crop.std() > 0.05, f"{image['src']}: blank on screen"
+        assert np.corrcoef(a, b)[0, 1] > 0.9, f"{image['src']}: not the figure on screen"

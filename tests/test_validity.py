@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -175,3 +176,155 @@ def test_capacity_table_recovers_inverse_size_scaling():
     assert amp["exponent"] == pytest.approx(-1.0, abs=0.1)
     delta = t.loc[("a", "delta_response")]             # mean |N(0,1)| does not depend on N
     assert delta["exponent"] == pytest.approx(0.0, abs=0.15)
+
+
+# --- NaN-aware bootstrap, constant metrics, ties, multiple-comparison control (issue 13) -------
+
+def test_bootstrap_interval_reports_failed_resamples():
+    sample = np.r_[np.arange(97.0), np.nan, np.nan]          # 2 of 99 failed: 2.02 % <= 2.5 %
+    lo, hi, failed = V.bootstrap_interval(sample)
+    assert failed == pytest.approx(2 / 99)
+    assert (lo, hi) == pytest.approx(np.percentile(np.arange(97.0), [2.5, 97.5]), rel=1e-12)
+    lo, hi, failed = V.bootstrap_interval(np.r_[np.arange(97.0), [np.nan] * 3])   # 3 % failed
+    assert failed == pytest.approx(0.03) and np.isnan(lo) and np.isnan(hi)
+    lo, hi, failed = V.bootstrap_interval([np.nan] * 4, max_failed=1.0)
+    assert failed == 1.0 and np.isnan(lo) and np.isnan(hi)
+    assert np.isnan(V.bootstrap_interval([])).all()
+    with pytest.raises(SettingsError, match=r"level=1 is out of range; rule: 0 < level < 1"):
+        V.bootstrap_interval([1.0], level=1)
+
+
+def test_mostly_tied_metric_gives_a_nan_interval_and_says_why():
+    # 18 of 20 cells tie: a resample drawing only them has no rank correlation, probability
+    # (18/20)^20 = 12 %. The old percentile over the surviving resamples hid that.
+    rng = np.random.default_rng(8)
+    x = np.r_[np.zeros(18), 1.0, 2.0]
+    y = rng.normal(size=20)
+    r = V.rank_statistics(x, y, n_boot=4000, n_perm=100)
+    expected = 0.9 ** 20
+    for name in ("spearman", "kendall"):
+        assert r[f"{name}_failed"] == pytest.approx(expected, abs=4 * np.sqrt(expected / 4000))
+        assert np.isnan(r[f"{name}_lo"]) and np.isnan(r[f"{name}_hi"])
+        assert np.isfinite(r[name])
+    assert re.search(r"spearman CI: 1\d\.\d% of resamples drew only tied cells \(> 2\.5%\)",
+                     r["note"])
+    r = V.rank_statistics(np.arange(20.0), y, n_boot=500, n_perm=10)   # nothing can fail
+    assert r["spearman_failed"] == r["kendall_failed"] == 0.0 and r["note"] == ""
+
+
+@pytest.mark.parametrize("which", ["metric", "impact", "metric and impact"])
+def test_constant_metric_or_impact_has_no_ranking(which):
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    if "metric" in which:
+        x[:] = 9.83
+    if "impact" in which:
+        y[:] = 0.0
+    x[4] = np.nan                                      # a dropped pair does not count
+    r = V.rank_statistics(x, y, n_boot=20, n_perm=20, top_k=10)
+    for key in V.STATS_COLUMNS:
+        if key not in ("n", "note"):
+            assert np.isnan(r[key]), key
+    assert r["n"] == 29
+    assert r["note"] == f"{which} constant across the 29 cells: no ranking"
+
+
+def test_too_few_cells_say_so():
+    r = V.rank_statistics([1.0, 2.0, np.nan], [1.0, 2.0, 3.0])
+    assert r["note"] == "2 cells with both values: fewer than 3"
+
+
+def test_ties_at_the_top_k_edge_are_broken_at_random_not_by_cell_order():
+    # cells 0-3 tie for the largest metric; the impact's top 2 are cells 2 and 3. Cell order would
+    # always pick cells 0 and 1 (overlap 0); random tie-breaking gives overlap 1/2 on average
+    # (each of cells 2 and 3 is picked with probability 2/4).
+    x = np.r_[5.0, 5.0, 5.0, 5.0, np.arange(12.0) / 10]
+    y = np.r_[0.0, 1.0, 10.0, 11.0, np.arange(12.0) / 100]
+    overlaps = []
+    for seed in range(400):
+        r = V.rank_statistics(x, y, n_boot=1, n_perm=1, top_k=2, seed=seed)
+        overlaps.append(r["overlap"])
+    assert r["note"] == "top-2 by metric: 2 places decided by random tie-breaking"
+    assert set(overlaps) == {0.0, 0.5, 1.0}
+    assert np.mean(overlaps) == pytest.approx(0.5, abs=4 * 0.35 / np.sqrt(400))
+    r = V.rank_statistics(x[::-1], y[::-1], n_boot=1, n_perm=1, top_k=6)   # 4 above, 2 by ties
+    assert r["note"] == ""                             # the tie group lies wholly inside the top 6
+
+
+def test_adjusted_p_values_match_statsmodels_and_scipy():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    rng = np.random.default_rng(10)
+    p = np.r_[rng.uniform(0, 0.05, 10), rng.uniform(0, 1, 60), [0.0, 1.0, 0.02, 0.02]]
+    for method, sm_method in (("holm", "holm"), ("bh", "fdr_bh")):
+        np.testing.assert_allclose(V.adjust_p(p, method), multitest.multipletests(
+            p, method=sm_method)[1], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(V.adjust_p(p, "bh"), stats.false_discovery_control(p), rtol=1e-12)
+    with_nan = np.r_[np.nan, p[:9], np.nan]
+    adjusted = V.adjust_p(with_nan, "holm")
+    assert np.isnan(adjusted[[0, -1]]).all()
+    np.testing.assert_allclose(adjusted[1:-1], multitest.multipletests(p[:9], method="holm")[1])
+    assert np.isnan(V.adjust_p([np.nan, np.nan], "bh")).all()
+    with pytest.raises(SettingsError, match=r"method 'bonferroni' is unknown; rule: 'holm' or"):
+        V.adjust_p(p, "bonferroni")
+
+
+def test_validity_table_adjusts_over_the_whole_table():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    ds = _store(np.random.default_rng(5))
+    ds["metrics"].loc[dict(dataset="b", metric="amplitude")] = 0.5   # constant: NaN p, no test
+    t = V.validity_table(ds, n_boot=50, n_perm=200)
+    assert list(t.columns) == [*V.STATS_COLUMNS, *V.ADJUSTED_COLUMNS]
+    assert t.loc[("b", 128, "amplitude"), "note"].startswith("metric constant")
+    assert np.isnan(t.loc[("b", 128, "amplitude"), ["p_perm", "p_perm_holm", "p_overlap_bh"]]).all()
+    for column in ("p_perm", "p_overlap"):
+        ok = t[column].notna()
+        assert ok.sum() == 6                           # 8 rows, 2 without a ranking
+        for method, sm_method in (("holm", "holm"), ("bh", "fdr_bh")):
+            np.testing.assert_allclose(t.loc[ok, f"{column}_{method}"],
+                                       multitest.multipletests(t.loc[ok, column], method=sm_method)[1],
+                                       rtol=1e-12)
+    assert (t["p_perm_holm"].dropna() >= t["p_perm"].dropna()).all()
+
+
+def _seeded(exponents):
+    """Metrics (dataset, seed, network_size, cell, metric): amplitude = 2 N^b_seed in every cell."""
+    sizes = np.array([32, 64, 128, 192, 256, 320])
+    data = np.full((2, len(exponents), len(sizes), 320, 2), np.nan)
+    for s, b in enumerate(exponents):
+        for j, n in enumerate(sizes):
+            data[:, s, j, :n, 0] = -2.0 * n ** b              # signed: the fit uses |metric|
+            data[:, s, j, :n, 1] = 7.0
+    return xr.DataArray(data, dims=("dataset", "seed", "network_size", "cell", "metric"),
+                        coords={"dataset": ["co2", "mnist"], "seed": np.arange(len(exponents)),
+                                "network_size": sizes, "cell": np.arange(320),
+                                "metric": ["amplitude", "settling_time"]})
+
+
+def test_capacity_table_fits_every_seed_and_across_gives_the_seed_interval():
+    exponents = [-0.9, -1.0, -1.15]
+    t = C.capacity_table(_seeded(exponents))
+    assert list(t.index.names) == ["dataset", "seed", "metric"]
+    for s, b in enumerate(exponents):
+        assert t.loc[("mnist", s, "amplitude"), "exponent"] == pytest.approx(b, abs=1e-12)
+        assert t.loc[("co2", s, "settling_time"), "exponent"] == pytest.approx(0.0, abs=1e-12)
+    a = C.across(t)
+    assert list(a.index.names) == ["dataset", "metric"]
+    row = a.loc[("co2", "amplitude")]
+    mean, sd = np.mean(exponents), np.std(exponents, ddof=1)
+    half = stats.t.ppf(0.975, 2) * sd / np.sqrt(3)
+    assert (row["n"], row["min"], row["max"]) == pytest.approx((3, -1.15, -0.9), rel=1e-12)
+    assert (row["mean"], row["std"], row["lo"], row["hi"]) == pytest.approx(
+        (mean, sd, mean - half, mean + half), rel=1e-10)
+    assert row["p_value"] == pytest.approx(stats.ttest_1samp(exponents, 0).pvalue, rel=1e-10)
+    one = C.across(C.capacity_table(_seeded([-1.0])))  # one seed: no spread, no interval
+    assert one.loc[("co2", "amplitude"), "n"] == 1
+    assert np.isnan(one.loc[("co2", "amplitude"), ["std", "lo", "hi", "p_value"]]).all()
+
+
+def test_across_needs_the_level():
+    t = C.capacity_table(_store(np.random.default_rng(7)).metrics)
+    with pytest.raises(SettingsError, match=r"not level 'seed' with column 'exponent'; fix: fit per "
+                                            r"seed first"):
+        C.across(t)
+    with pytest.raises(SettingsError, match=r"confidence=1.0 is out of range"):
+        C.across(t, "dataset", confidence=1.0)

@@ -10,7 +10,7 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from testbench.nodes import Range, analyzer, guard, stimulus
+from testbench.nodes import Range, Response, Stimulus, analyzer, guard, stimulus
 
 
 @stimulus("pulse_train", register=False)
@@ -45,7 +45,7 @@ def _mean_level(y, x):
 
 
 @analyzer("mean_level", register=False)
-def mean_level(response: xr.DataArray, stimulus: xr.DataArray) -> xr.DataArray:
+def mean_level(response: Response, stimulus: Stimulus) -> xr.DataArray:
     """Mean response level and the plain sum of x*y over the record.
 
     Parameters
