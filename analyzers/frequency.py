@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import xarray as xr
 
-from testbench.analyzers._apply import apply_metrics, broadcast_core, records_check
+from testbench.analysis import apply_metrics, broadcast_core, records_check
 from testbench.errors import SettingsError
 from testbench.nodes import Range, Response, Stimulus, analyzer, units_of
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from testbench.analyzers._apply import TIME_UNIT, apply_metrics, broadcast_core, records_check
+from testbench.analysis import TIME_UNIT, apply_metrics, broadcast_core, nan_records, records_check
 from testbench.nodes import Range, Response, Stimulus, analyzer, units_of
 
 
@@ -35,8 +35,7 @@ def _step_core(y, x, dt, *, window_frac: float, band_frac: float, band_reference
     settling = np.where(outside.any(-1), last_outside + 1 - i0, 0) * dt
     settling = np.where(outside[..., -1] | ~has_onset, np.nan, settling)
     out = np.stack([initial, final, delta, settling], axis=-1)
-    out[np.isnan(y).any(-1) | np.isnan(x).any(-1)] = np.nan
-    return out
+    return nan_records(out, y, x)
 
 
 @analyzer("step_response", check=records_check("step_response", 4))

@@ -14,10 +14,10 @@ variant ``k`` multiplies the hidden output by ``mask[k]`` and adds ``offset[k]``
 the initial state. Replacing ``h_0`` too makes a ``mean``/``clamp`` cell a constant source from the
 start, i.e. exactly the model copy whose recurrent and readout biases absorb the cell's value (the
 masks of :func:`kernels.network.forward` leave ``h_0 = 0``, which differs at the first step). The
-test error is the network's own metric on its own test split, rebuilt from its weights metadata as
-:func:`testbench.training.evaluate` does: misclassification rate (classification, in [0, 1]) or MAE
-in the dataset's units (forecasting). The *impact* of a cell is the knocked-out error minus the intact
-error (positive: the network needs the cell).
+test error is the network's own metric on its own test split, rebuilt from its weights metadata by
+:func:`testbench.models.test_set` (as for :func:`testbench.training.evaluate`): misclassification
+rate (classification, in [0, 1]) or MAE in the dataset's units (forecasting). The *impact* of a cell
+is the knocked-out error minus the intact error (positive: the network needs the cell).
 
 :func:`forward_copies` is the slow, obviously correct reference: one modified copy of the network per
 variant, each run with :func:`kernels.network.forward`. Tests compare the batched pass against it.
@@ -25,7 +25,6 @@ variant, each run with :func:`kernels.network.forward`. Tests compare the batche
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -36,9 +35,10 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from testbench import data as D
-from testbench import weights as W
+from testbench import models, schema
 from testbench.errors import SettingsError, TestbenchError, WeightsError
 from testbench.nodes import Facts, Range, analyzer
+from testbench.schema import CELL, CHECKSUM, NETWORK, SOURCE
 
 MODES = ("zero", "mean", "clamp")
 #: Rows (variants x sequences) of one batched block; bounds memory to about
@@ -48,64 +48,11 @@ DEFAULT_ROWS = 16384
 MEAN_CHUNK = 2048
 
 
-def test_set(net: W.Network, *, data_dir=None, max_sequences: int | None = None, seed: int = 0
-             ) -> D.Dataset:
-    """The test split a trained network is scored on, optionally a seeded random subset of it.
-
-    Rebuilt from the weights metadata (dataset, variant, window, normalization) exactly as
-    :func:`testbench.training.evaluate` does, so the intact error equals the recorded test score
-    when the whole split is used.
-
-    Parameters
-    ----------
-    net : Network
-        A network written by :func:`testbench.training.train` (its metadata names the dataset).
-    data_dir : str or Path, optional
-        Data folder (see :func:`testbench.data.data_root`).
-    max_sequences : int, optional
-        Keep at most this many test sequences (>= 1), drawn without replacement with ``seed`` and
-        kept in their original order; ``None`` keeps the whole split.
-    seed : int
-        Seed of the subset draw, >= 0.
-
-    Returns
-    -------
-    Dataset
-        The dataset with its ``test`` split replaced by the subset (train/val untouched).
-
-    Raises
-    ------
-    WeightsError
-        The metadata lacks what is needed to rebuild the test set.
-    DataError
-        Missing or corrupt data files.
-    """
-    meta = net.metadata
-    missing = [k for k in ("dataset", "variant", "window", "normalization") if k not in meta]
-    if missing:
-        raise WeightsError(
-            f"network '{meta.get('name', '?')}': metadata lacks {', '.join(missing)}; ablation needs "
-            "the training metadata written by testbench.training.train to rebuild the test set. "
-            "fix: retrain with `testbench train`, or ablate a zoo network"
-        )
-    normalization = meta["normalization"] if meta.get("task") == "regression" else None
-    ds = D.load(meta["dataset"], variant=meta["variant"], window=meta["window"],
-                normalization=normalization, data_dir=data_dir)
-    n = len(ds.test)
-    if max_sequences is None or max_sequences >= n:
-        return ds
-    idx = np.sort(np.random.default_rng(seed).choice(n, size=max_sequences, replace=False))
-    s = ds.test
-    sub = D.Split(s.x[idx], s.y[idx], None if s.anchor is None else s.anchor[idx],
-                  None if s.truth is None else s.truth[idx])
-    return dataclasses.replace(ds, test=sub)
-
-
-def _layers(net: W.Network) -> list[tuple]:
+def _layers(net: models.Network) -> list[tuple]:
     return [(la.W_ih, la.W_hh, la.b_ih, la.b_hh) for la in net.layers]
 
 
-def mean_activation(net: W.Network, x: np.ndarray) -> np.ndarray:
+def mean_activation(net: models.Network, x: np.ndarray) -> np.ndarray:
     """Mean hidden output of each last-layer cell of the intact network over all steps and sequences.
 
     Parameters
@@ -158,7 +105,7 @@ def knockout_masks(n_cells: int, mode: str, *, values: np.ndarray | float = 0.0
     return mask, offset
 
 
-def forward_copies(net: W.Network, x: np.ndarray, mask: np.ndarray, offset: np.ndarray, *,
+def forward_copies(net: models.Network, x: np.ndarray, mask: np.ndarray, offset: np.ndarray, *,
                    dtype: str = "float64") -> np.ndarray:
     """Reference: one modified copy of the network per variant, each run by :func:`kernels.network.forward`.
 
@@ -226,7 +173,7 @@ def _lstm_last(W_ih, W_hh, b_ih, b_hh, x, mask, offset, rows):
     return out
 
 
-def forward_variants(net: W.Network, x: np.ndarray, mask: np.ndarray, offset: np.ndarray, *,
+def forward_variants(net: models.Network, x: np.ndarray, mask: np.ndarray, offset: np.ndarray, *,
                      rows: int = DEFAULT_ROWS, dtype: str = "float64") -> np.ndarray:
     """Readout of every knock-out variant of a one-layer LSTM in one batched pass.
 
@@ -254,7 +201,7 @@ def forward_variants(net: W.Network, x: np.ndarray, mask: np.ndarray, offset: np
     return h @ np.asarray(net.readout_weight, dtype).T + np.asarray(net.readout_bias, dtype)
 
 
-def check_network(net: W.Network, src) -> None:
+def check_network(net: models.Network, src) -> None:
     """Refuse networks the ablation cannot score.
 
     Raises
@@ -278,7 +225,7 @@ def check_network(net: W.Network, src) -> None:
         )
 
 
-def ablate(net: W.Network, ds: D.Dataset, mode: str = "zero", *, clamp_value: float = 0.0,
+def ablate(net: models.Network, ds: D.Dataset, mode: str = "zero", *, clamp_value: float = 0.0,
            rows: int = DEFAULT_ROWS, dtype: str = "float64") -> tuple[float, np.ndarray, np.ndarray]:
     """Test error of the intact network and of each single-cell knock-out.
 
@@ -287,7 +234,7 @@ def ablate(net: W.Network, ds: D.Dataset, mode: str = "zero", *, clamp_value: fl
     net : Network
         Trained network (last-step readout, unidirectional); its last layer's cells are knocked out.
     ds : Dataset
-        Its dataset (:func:`test_set`); the ``test`` split is evaluated.
+        Its dataset (:func:`testbench.models.test_set`); the ``test`` split is evaluated.
     mode : {'zero', 'mean', 'clamp'}
         Knock-out mode.
     clamp_value : float
@@ -317,47 +264,38 @@ def ablate(net: W.Network, ds: D.Dataset, mode: str = "zero", *, clamp_value: fl
     return float(scores[0]), scores[1:], values
 
 
-def _networks(weights, trust_pickle: bool) -> dict[tuple[str, int], tuple[str, object, W.Network]]:
-    """Load and check the networks to ablate, keyed by (dataset, network_size).
+def _networks(weights, trust_pickle: bool) -> list[models.NetworkEntry]:
+    """The network grid to ablate (:func:`testbench.models.network_grid`), each network checked.
 
     Raises
     ------
     TestbenchError
-        A missing, unsafe or unsuitable weights file, or two networks with the same key; its
+        A missing, unsafe or unsuitable weights file, or two networks with one label; its
         ``setting`` is ``'weights'``.
     """
-    out = {}
     try:
-        for src in W.sources(weights):
-            path = W.resolve(src)
-            net = W.load(path, trust_pickle=trust_pickle)
-            check_network(net, src)
-            key = (str(net.metadata.get("dataset") or path.stem), net.hidden_size)
-            if key in out:
-                raise SettingsError(
-                    f"setting 'weights': {src} is a second {key[1]}-cell network of dataset "
-                    f"'{key[0]}'; the result grid (dataset, network_size) needs each pair once; "
-                    "fix: ablate them in separate runs")
-            out[key] = (src, path, net)
+        entries = models.network_grid(weights, trust_pickle=trust_pickle)
+        for e in entries:
+            check_network(e.network, e.source)
     except TestbenchError as exc:
         exc.setting = "weights"
         raise
-    return out
+    return entries
 
 
 def _check(settings: dict, inputs: dict) -> Facts:
     """Preflight hook of ``ablation``: the networks load and can be ablated; the output's facts."""
-    nets = _networks(settings["weights"], settings["trust_pickle"])
-    datasets = sorted({k[0] for k in nets})
-    sizes = sorted({k[1] for k in nets})
-    return Facts({"dataset": len(datasets), "network_size": len(sizes), "cell": max(sizes)},
-                 {"dataset": tuple(datasets), "network_size": tuple(sizes)})
+    entries = _networks(settings["weights"], settings["trust_pickle"])
+    return Facts({NETWORK: len(entries), CELL: max(e.size for e in entries)},
+                 {NETWORK: tuple(e.label for e in entries),
+                  CHECKSUM: tuple(e.checksum for e in entries),
+                  SOURCE: tuple(e.source for e in entries)})
 
 
 @analyzer("ablation", check=_check)
 def ablation(
     *,
-    weights: str | list[str] = "zoo:co2-128",
+    weights: str | list[str] | dict[str, str] = "zoo:co2-128",
     trust_pickle: bool = False,
     mode: Literal["zero", "mean", "clamp"] = "zero",
     clamp_value: float = 0.0,
@@ -374,8 +312,8 @@ def ablation(
     weights : str or list of str
         Networks to ablate, as for ``lstm_cells``: ``zoo:<name>`` or a testbench ``.h5`` file
         written by ``testbench train`` (its metadata names the dataset and test split). A list
-        gives one ``(dataset, network_size)`` grid; cells of smaller networks are NaN. Default
-        ``zoo:co2-128``.
+        (or a mapping ``{label: source}``) gives several networks along the ``network`` dim;
+        cells of smaller networks are NaN. Default ``zoo:co2-128``.
     trust_pickle : bool
         Permit a PyTorch ``.pt`` file that holds pickled Python objects; unpickling runs code
         stored in the file, so set it only for files you trust (as for ``lstm_cells``). Default
@@ -403,52 +341,51 @@ def ablation(
     Returns
     -------
     xr.Dataset
-        ``ablation_impact`` (dataset, network_size, cell): knocked-out minus intact test error
-        (positive: the cell helps); ``ablation_error`` (same dims): test error with the cell
-        knocked out; ``ablation_intact`` (dataset, network_size): intact test error;
-        ``ablation_value`` (dataset, network_size, cell): what the knocked-out cell emitted.
-        Coordinates ``error_metric`` and ``error_units`` (per dataset), ``n_test`` (sequences
-        evaluated). Padded cells and absent networks are NaN. Same ``dataset``/``network_size``/
-        ``cell`` coordinates as ``lstm_cells``, so it joins the ``metrics`` variable by cell.
+        ``ablation_impact`` (network, cell): knocked-out minus intact test error (positive: the
+        cell helps); ``ablation_error`` (same dims): test error with the cell knocked out;
+        ``ablation_intact`` (network): intact test error; ``ablation_value`` (network, cell): what
+        the knocked-out cell emitted. Coordinates ``error_metric``, ``error_units`` and
+        ``n_test`` (sequences evaluated) per network, and the network coordinates of
+        :mod:`testbench.schema`. Padded cells are NaN. Same ``network`` labels and ``cell``
+        coordinate as the DUT nodes, so it joins the metric variables by cell.
     """
-    results, prov = {}, []
-    for key, (src, path, net) in _networks(weights, trust_pickle).items():
-        ds = test_set(net, data_dir=data_dir, max_sequences=max_test_sequences, seed=seed)
-        intact, errors, values = ablate(net, ds, mode, clamp_value=clamp_value, rows=rows, dtype=dtype)
-        results[key] = (intact, errors, values, ds.metric, ds.units, len(ds.test))
-        prov.append({"source": str(src), "sha256": W.checksum(path), "dataset": key[0],
-                     "network_size": key[1]})
-    datasets = sorted({k[0] for k in results})
-    sizes = sorted({k[1] for k in results})
-    n_max = max(sizes)
-    grid = (len(datasets), len(sizes))
-    err = np.full(grid + (n_max,), np.nan)
+    entries = _networks(weights, trust_pickle)
+    n_max = max(e.size for e in entries)
+    err = np.full((len(entries), n_max), np.nan)
     val = np.full_like(err, np.nan)
-    intact_arr = np.full(grid, np.nan)
-    n_test = np.zeros(grid, np.int64)
-    metric, units = [""] * len(datasets), [""] * len(datasets)
-    for (d, s), (intact, errors, values, m, u, n) in results.items():
-        i, j = datasets.index(d), sizes.index(s)
-        err[i, j, :s], val[i, j, :s], intact_arr[i, j], n_test[i, j] = errors, values, intact, n
-        metric[i], units[i] = m, u
-    coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(n_max),
-              "error_metric": ("dataset", metric), "error_units": ("dataset", units),
-              "n_test": (("dataset", "network_size"), n_test)}
-    dims3, dims2 = ("dataset", "network_size", "cell"), ("dataset", "network_size")
-    common = {"mode": mode, "dtype": dtype, "weights": json.dumps(prov)}
-    # the datasets' error unit when they share one, else each dataset's (as in `error_units`)
+    intact_arr = np.full(len(entries), np.nan)
+    n_test = np.zeros(len(entries), np.int64)
+    metric, units = [""] * len(entries), [""] * len(entries)
+    for i, e in enumerate(entries):
+        ds = models.test_set(e.network, where=e.source, data_dir=data_dir,
+                             max_sequences=max_test_sequences, seed=seed)
+        intact, errors, values = ablate(e.network, ds, mode, clamp_value=clamp_value, rows=rows,
+                                        dtype=dtype)
+        err[i, : e.size], val[i, : e.size], intact_arr[i], n_test[i] = errors, values, intact, len(ds.test)
+        metric[i], units[i] = ds.metric, ds.units
+    coords = {**schema.network_coords(entries), CELL: np.arange(n_max),
+              "error_metric": (NETWORK, metric), "error_units": (NETWORK, units),
+              "n_test": (NETWORK, n_test)}
+    dims2, dims1 = (NETWORK, CELL), (NETWORK,)
+    common = {"mode": mode, "dtype": dtype,
+              "weights": json.dumps([e.describe() for e in entries])}
+    # the networks' error unit when they share one, else each dataset's (as in `error_units`)
+    by_dataset = dict(zip((e.dataset for e in entries), units))
     error_units = (units[0] if len(set(units)) == 1
-                   else "; ".join(f"{d}: {u}" for d, u in zip(datasets, units)))
+                   else "; ".join(f"{d}: {u}" for d, u in by_dataset.items()))
     return xr.Dataset(
         {
-            "ablation_impact": (dims3, err - intact_arr[..., None], {
-                **common, "units": error_units,
+            "ablation_impact": (dims2, err - intact_arr[:, None], {
+                **common, "units": error_units, "long_name": "ablation impact",
                 "description": "test error with the cell knocked out minus the intact test error"}),
-            "ablation_error": (dims3, err, {**common, "units": error_units,
+            "ablation_error": (dims2, err, {**common, "units": error_units,
+                                            "long_name": "test error with the cell knocked out",
                                             "description": "test error with the cell knocked out"}),
-            "ablation_intact": (dims2, intact_arr, {**common, "units": error_units,
+            "ablation_intact": (dims1, intact_arr, {**common, "units": error_units,
+                                                    "long_name": "intact test error",
                                                     "description": "test error of the intact network"}),
-            "ablation_value": (dims3, val, {**common, "units": "1",
+            "ablation_value": (dims2, val, {**common, "units": "1",
+                                            "long_name": "knocked-out cell output",
                                             "description": "output emitted by the knocked-out cell"}),
         },
         coords=coords,

@@ -10,8 +10,8 @@ Examples
 ...     "sine": {"type": "sine", "settings": {"length_steps": 200, "frequency": 0.05}},
 ...     "cells": {"type": "lstm_cells", "inputs": ["sine"], "settings": {"weights": "zoo:co2-32"}},
 ...     "metrics": {"type": "sine_response", "inputs": {"response": "cells", "stimulus": "sine"}}}})
->>> float(ds.metrics.sel(metric="amplitude").max()) > 0
-True
+>>> ds.amplitude.dims, float(ds.amplitude.max()) > 0
+(('network', 'cell'), True)
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def run(graph: str | Path | Mapping | Graph, *, overrides: Sequence[str] = (),
     Returns
     -------
     xr.Dataset
-        ``metrics`` with dims (network dims, ``cell``, ``metric``, sweep dims) and the other
-        variables the graph's analyzers return; see the README's "Results" section.
+        One variable per metric with dims ``(network, cell, *its sweep dims)`` and the other
+        variables the graph's analyzers return (:mod:`testbench.schema`; the README's "Results"
+        section).
 
     Raises
     ------
@@ -130,7 +131,7 @@ def open(store_path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name
     -------
     xr.Dataset
         Lazy (dask-backed) data variables; coordinates of at most one dimension are loaded eagerly,
-        so ``ds.units.sel(metric=...)`` and ``groupby`` work directly.
+        so ``sel`` by a network coordinate and ``groupby("dataset")`` work directly.
 
     Raises
     ------

@@ -7,6 +7,9 @@ with a frequency sweep, e.g. one written by ``testbench run graphs/bode.yaml``::
     import xarray as xr
     from testbench.bode import fig_bode
     fig_bode(xr.open_zarr("results/bode.zarr")).savefig("bode.png", dpi=120)
+
+``testbench report`` shows it for every store holding ``gain`` and ``phase_lag`` over a
+``frequency`` sweep (:func:`testbench.report.write_report`).
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from testbench.analyzers._apply import FREQUENCY_UNIT
+from testbench.analysis import FREQUENCY_UNIT
+from testbench.schema import CELL, METRIC, NETWORK
 from testbench.report import ReportError, label, metrics_in_words, unit_suffix
 
-_NETWORK_DIMS = ("dataset", "network_size")
+_NETWORK_DIMS = (NETWORK,)
 
 
 def _select(metrics: xr.DataArray, names: list[str], dim: str) -> xr.DataArray:
     """The named metrics, loaded, with dims (networks..., cell, metric, dim); errors say the fix."""
-    have = [str(m) for m in metrics["metric"].values]
+    have = [str(m) for m in metrics[METRIC].values]
     missing = [n for n in names if n not in have]
     if missing:
         raise ReportError(
@@ -35,12 +39,12 @@ def _select(metrics: xr.DataArray, names: list[str], dim: str) -> xr.DataArray:
             f"points; fix: sweep the sine's frequency (see graphs/bode.yaml) or name the sweep "
             "dim with dim=...")
     extra = [d for d in metrics.dims
-             if d not in (*_NETWORK_DIMS, "cell", "metric", dim) and metrics.sizes[d] > 1]
+             if d not in (*_NETWORK_DIMS, CELL, METRIC, dim) and metrics.sizes[d] > 1]
     if extra:
         raise ReportError(
             f"fig_bode: metrics have further sweep dims {extra}; the figure shows one point of "
             f"each; fix: select one first, e.g. metrics.sel({extra[0]}=...)")
-    squeeze = [d for d in metrics.dims if d not in (*_NETWORK_DIMS, "cell", "metric", dim)]
+    squeeze = [d for d in metrics.dims if d not in (*_NETWORK_DIMS, CELL, METRIC, dim)]
     return metrics.sel(metric=names).squeeze(squeeze, drop=True).load()
 
 
@@ -56,7 +60,7 @@ def fig_bode(metrics: xr.Dataset | xr.DataArray, *, gain: str = "gain",
              phase: str = "phase_lag", settling: str = "settling_time", dim: str = "frequency"):
     """Bode plot of every cell of every network: gain (log-log) and phase lag against frequency.
 
-    One column per network (each ``dataset`` x ``network_size`` with data), gain on top and
+    One column per network (along ``network``, titled with its label), gain on top and
     phase lag below, one line per cell through the swept frequencies. When the metrics include
     ``settling``, the lines are coloured by it (one colour scale for the figure, grey for cells
     that never settle); otherwise by cell index. Cells that are all NaN (padding of a smaller
@@ -67,10 +71,10 @@ def fig_bode(metrics: xr.Dataset | xr.DataArray, *, gain: str = "gain",
     Parameters
     ----------
     metrics : xr.Dataset or xr.DataArray
-        A result dataset (its ``metrics`` variable is used, with units in words: times in steps
-        where the stimulus's dt is 1, see :func:`testbench.report.metrics_in_words`) or that
-        variable (units as stored), lazily opened or in memory; dims ``(..., cell, metric,
-        dim)``, with any other sweep dim of size 1.
+        A result store (its metrics read with units in words: times in steps where the
+        stimulus's dt is 1, see :func:`testbench.report.metrics_in_words`) or the table view
+        ``(network, cell, metric, dim)`` of :func:`testbench.schema.metrics` (units as given),
+        lazily opened or in memory; any other sweep dim of size 1.
     gain, phase, settling : str
         Metric labels of the gain (dimensionless or response per stimulus units), the phase lag
         (degree) and the settling time (time units; optional). Defaults ``gain``,
@@ -99,15 +103,14 @@ def fig_bode(metrics: xr.Dataset | xr.DataArray, *, gain: str = "gain",
     from matplotlib.cm import ScalarMappable
 
     arr = metrics_in_words(metrics) if isinstance(metrics, xr.Dataset) else metrics
-    has_settling = settling in [str(m) for m in arr["metric"].values]
+    has_settling = settling in [str(m) for m in arr[METRIC].values]
     arr = _select(arr, [gain, phase] + ([settling] if has_settling else []), dim)
-    arr = arr if "cell" in arr.dims else arr.expand_dims(cell=[0])
-    net_dims = [d for d in _NETWORK_DIMS if d in arr.dims]
-    stacked = arr.stack(network=net_dims) if net_dims else arr.expand_dims(network=[0])
+    arr = arr if CELL in arr.dims else arr.expand_dims({CELL: [0]})
+    stacked = arr if NETWORK in arr.dims else arr.expand_dims({NETWORK: ["network"]})
     order = np.argsort(stacked[dim].values)
     freq = stacked[dim].values[order].astype(np.float64)
     freq_unit = stacked[dim].attrs.get("units", FREQUENCY_UNIT)
-    values = {name: stacked.sel(metric=name).transpose("network", "cell", ...).values
+    values = {name: stacked.sel(metric=name).transpose(NETWORK, CELL, ...).values
               for name in (gain, phase)}
     g_all, p_all = (values[n][..., order] for n in (gain, phase))
     networks = [k for k in range(g_all.shape[0]) if np.isfinite(g_all[k]).any()]
@@ -119,7 +122,7 @@ def fig_bode(metrics: xr.Dataset | xr.DataArray, *, gain: str = "gain",
     if has_settling:
         times = stacked.sel(metric=settling)
         times = (times.isel({dim: 0}) if dim in times.dims else times)
-        times = times.transpose("network", "cell").values
+        times = times.transpose(NETWORK, CELL).values
         finite = times[np.isfinite(times)]
         norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
 
@@ -135,9 +138,7 @@ def fig_bode(metrics: xr.Dataset | xr.DataArray, *, gain: str = "gain",
                 color = cmap(norm(times[k, cell])) if np.isfinite(times[k, cell]) else "0.6"
             axes[0, col].plot(freq, g_all[k, cell], "-", color=color, lw=0.8, alpha=0.8)
             axes[1, col].plot(freq, _unwrap(p_all[k, cell]), "-", color=color, lw=0.8, alpha=0.8)
-        net = stacked.isel(network=k)
-        title = ", ".join(f"{net[d].item()} cells" if d == "network_size" else str(net[d].item())
-                          for d in net_dims) or "network"
+        title = str(stacked[NETWORK].values[k])
         axes[0, col].set_title(title, fontsize=9)
         axes[0, col].set_xscale("log")
         axes[0, col].set_yscale("log")

@@ -18,6 +18,7 @@ import xarray as xr
 from scipy import stats
 
 from testbench.errors import SettingsError
+from testbench.schema import CELL, DATASET, METRIC, NETWORK, NETWORK_SIZE, SEED, VARIANT
 
 
 def power_law(sizes, values, *, level: float = 0.95) -> dict:
@@ -68,21 +69,27 @@ def size_statistics(metrics: xr.DataArray, *, magnitude: bool = True) -> xr.Data
     Parameters
     ----------
     metrics : xr.DataArray
-        Dims ``(dataset, network_size, cell, metric)``; NaN cells are skipped.
+        Dims ``(network, cell, metric, ...)`` (:func:`testbench.schema.metrics`); NaN cells are
+        skipped.
     magnitude : bool
         Use ``|metric|`` (the scale of a response regardless of its sign). Default True.
 
     Returns
     -------
     xr.Dataset
-        ``mean``, ``std`` (ddof 0), ``median`` with dims ``(dataset, network_size, metric)``.
+        ``mean``, ``std`` (ddof 0), ``median`` with dims ``(network, metric, ...)`` and the network
+        coordinates.
     """
     import warnings
 
     m = (abs(metrics) if magnitude else metrics).load()
     with warnings.catch_warnings():  # networks absent from the grid are all-NaN: NaN statistics
         warnings.simplefilter("ignore", RuntimeWarning)
-        return xr.Dataset({"mean": m.mean("cell"), "std": m.std("cell"), "median": m.median("cell")})
+        return xr.Dataset({"mean": m.mean(CELL), "std": m.std(CELL), "median": m.median(CELL)})
+
+
+#: Network coordinates that tell fits apart: networks differing in any of them are fitted apart.
+GROUPS = (DATASET, VARIANT, SEED)
 
 
 def capacity_table(metrics: xr.DataArray, *, names: list[str] | None = None, statistic: str = "mean",
@@ -92,8 +99,9 @@ def capacity_table(metrics: xr.DataArray, *, names: list[str] | None = None, sta
     Parameters
     ----------
     metrics : xr.DataArray
-        Dims ``(dataset, network_size, cell, metric)`` and any others: labels of the network grid
-        (``seed``, trained or untrained) or sweep dims, each fitted separately.
+        Dims ``(network, cell, metric)`` and any sweep dims (each fitted separately), with the
+        network coordinates ``dataset``, ``network_size``, ``variant`` and ``seed``
+        (:func:`testbench.schema.metrics`).
     names : list of str, optional
         Metrics to fit; default all.
     statistic : {'mean', 'median'}
@@ -104,27 +112,32 @@ def capacity_table(metrics: xr.DataArray, *, names: list[str] | None = None, sta
     Returns
     -------
     pd.DataFrame
-        Index ``(dataset, *other dims in their order, metric)`` — one fit per dataset, per value
-        of every other dim (per seed: :func:`across` aggregates them) and per metric; columns of
-        :func:`power_law`.
+        Index ``(dataset, variant, seed, *sweep dims in their order, metric)`` — one fit over
+        the sizes of the networks sharing a dataset, variant and seed (per seed: :func:`across`
+        aggregates them), per sweep point and per metric; columns of :func:`power_law`.
     """
     if statistic not in ("mean", "median"):
         raise SettingsError(f"capacity_table: statistic {statistic!r} is not 'mean' or 'median'")
-    missing = [d for d in ("dataset", "network_size", "cell", "metric") if d not in metrics.dims]
+    missing = [d for d in (NETWORK, CELL, METRIC) if d not in metrics.dims]
+    missing += [c for c in (*GROUPS, NETWORK_SIZE) if c not in metrics.coords]
     if missing:
-        raise SettingsError(f"capacity_table: metrics lack dims {missing}; fix: pass the store's "
-                            "'metrics' variable of a run over several network sizes")
+        raise SettingsError(f"capacity_table: metrics lack {missing}; fix: pass "
+                            "testbench.schema.metrics(store) of a run over several network sizes")
     table = size_statistics(metrics, magnitude=magnitude)[statistic]
-    names = [str(m) for m in metrics["metric"].values] if names is None else list(names)
-    groups = ["dataset", *(d for d in table.dims if d not in ("dataset", "network_size", "metric"))]
-    table = table.sel(metric=names).transpose(*groups, "metric", "network_size")
-    sizes = table["network_size"].values
-    labels = [[v.item() if hasattr(v, "item") else v for v in table[d].values] for d in groups]
+    names = [str(m) for m in metrics[METRIC].values] if names is None else list(names)
+    sweeps = [d for d in table.dims if d not in (NETWORK, METRIC)]
+    table = table.sel({METRIC: names}).transpose(NETWORK, *sweeps, METRIC)
+    nets = pd.DataFrame({c: np.asarray(metrics[c].values) for c in (*GROUPS, NETWORK_SIZE)})
     rows, index = [], []
-    for at in np.ndindex(table.shape[:-1]):
-        rows.append(power_law(sizes, table.values[at]))
-        index.append((*(labels[i][j] for i, j in enumerate(at[:-1])), names[at[-1]]))
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=[*groups, "metric"]))
+    for key, group in nets.groupby(list(GROUPS), sort=False):
+        key = tuple(v.item() if hasattr(v, "item") else v for v in key)
+        values = table.values[group.index.to_numpy()]  # (networks of the group, *sweeps, metric)
+        for at in np.ndindex(values.shape[1:]):
+            rows.append(power_law(group[NETWORK_SIZE].to_numpy(), values[(slice(None), *at)]))
+            labels = [table[d].values[i].item() for d, i in zip(sweeps, at[:-1])]
+            index.append((*key, *labels, names[at[-1]]))
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(
+        index, names=[*GROUPS, *sweeps, METRIC]))
 
 
 def across(table: pd.DataFrame, level: str = "seed", *, column: str = "exponent",

@@ -7,15 +7,27 @@ traceback; ``--debug`` shows the traceback too.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 import time
+import warnings
 
-from testbench.errors import TestbenchError
+from testbench.errors import PluginWarning, TestbenchError
 
 EXIT_USER_ERROR = 2
 TRUST_PICKLE_HELP = ("read a PyTorch file that holds pickled Python objects (a whole nn.Module); "
-                     "this runs code stored in the file: only for files you trust")
+                     "this runs code stored in the file: only for files you trust (default: off)")
+DEBUG_HELP = "show Python tracebacks on errors; accepted before or after the command (default: off)"
+QUIET_HELP = "no progress bars and no summary (default: off)"
+SCHEDULER_HELP = ("synchronous | threads | processes | tcp://HOST:PORT (default: the graph's "
+                  "'scheduler', else threads)")
+SET_HELP = ("override a setting (a YAML value; a list sweeps it); repeatable (default: the graph's "
+            "settings)")
+DATA_DIR_HELP = "dataset folder (default: $TESTBENCH_DATA, else ~/.cache/testbench)"
+#: Dataset names of ``data fetch`` and ``train``: those of testbench.data.DATASETS (a test keeps
+#: them equal), which is not imported here because it pulls in numpy.
+DATASET_NAMES = ("co2", "mnist", "protein", "sp500")
 
 
 def _cmd_run(args) -> int:
@@ -54,90 +66,173 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_nodes(args) -> int:
-    from testbench.nodes import KINDS, registry
+    from testbench.nodes import KINDS, lookup, parse_param_docs, registry
 
     specs = registry()
     names = [args.name] if args.name else sorted(specs, key=lambda n: (KINDS.index(specs[n].kind), n))
     for name in names:
-        if name not in specs:
-            from testbench.nodes import lookup
-
-            spec = lookup(name)  # raises with a did-you-mean
-        else:
-            spec = specs[name]
+        spec = specs[name] if name in specs else lookup(name)  # lookup: a did-you-mean, or a reference
         print(f"{spec.name}  [{spec.kind}]  {spec.summary}")
         if spec.inputs:
             ports = (f"{i} <- {' | '.join(spec.ports.get(i, ()))}" for i in spec.inputs)
             print(f"    inputs: {', '.join(ports)}")
+            if args.name:  # each input's docs, which the docstring's Parameters section holds
+                docs = parse_param_docs(spec.doc)
+                for i in spec.inputs:
+                    if docs.get(i):
+                        print(textwrap.indent(textwrap.fill(f"{i}: {docs[i]}", 88), " " * 8))
         for s in spec.settings.values():
             print(f"    {s.name}: {s.type_text} = {s.default!r}")
             if s.doc:
                 print(textwrap.indent(textwrap.fill(s.doc, 92), " " * 8))
-        if args.name:
+        narrative = _narrative(spec.doc)
+        if args.name and narrative:
             print()
-            print(textwrap.indent(spec.doc, "    "))
+            print(textwrap.indent(narrative, "    "))
         print()
     return 0
 
 
+def _narrative(doc: str) -> str:
+    """A node's docstring without its summary line and its ``Parameters`` section (``nodes NAME``
+    prints the inputs and settings from the signature, each once)."""
+    lines = doc.splitlines()[1:]
+    out, skipping = [], False
+    for i, line in enumerate(lines):
+        underline = i + 1 < len(lines) and re.fullmatch(r"-{3,}", lines[i + 1].strip())
+        if underline and line.strip():  # a numpydoc section header
+            skipping = line.strip() == "Parameters"
+        if not skipping:
+            out.append(line)
+    return "\n".join(out).strip()
+
+
 def _cmd_show(args) -> int:
-    from testbench.errors import OutputError
-    from testbench.report import format_ablation, format_summary, select_point, summary
+    from testbench import schema
+    from testbench.report import format_ablation, select_point, summary
     from testbench.store import load, open_store
 
     ds = open_store(args.store)
-    if "metrics" not in ds and "ablation_impact" in ds:  # an ablation-only store
+    if not schema.metric_labels(ds) and "ablation_impact" in ds:  # an ablation-only store
         for sel in args.sel or []:
             ds = select_point(ds, sel)
+        if args.format in ("csv", "json"):
+            from testbench.report import ablation_metrics
+
+            print(_render(summary(load(ablation_metrics(ds), args.store)), args.format,
+                          store=args.store, units={}))
+            return 0
         print(f"{args.store}: {dict(ds.sizes)}")
-        print(format_ablation(ds, args.store, markdown=args.markdown))
+        print(format_ablation(ds, args.store, markdown=args.format == "markdown"))
         return 0
-    if "metrics" not in ds:
-        raise TestbenchError(f"'{args.store}' holds no 'metrics' variable; fix: run a graph with an "
-                             "analyzer node")
-    if "metric" not in ds.metrics.dims or "units" not in ds.coords:
-        raise OutputError(f"'{args.store}': 'metrics' lacks its 'metric' dimension or 'units' "
-                          "coordinate, which every store written by `testbench run` has; the store "
-                          "is damaged; fix: re-run the graph that wrote it")
-    metrics = ds.metrics
+    metrics = schema.metrics(ds)
     for sel in args.sel or []:
         metrics = select_point(metrics, sel)
     metrics = load(metrics, args.store)
-    units = dict(zip(map(str, ds.metric.values), map(str, load(ds["units"], args.store).values)))
+    units = dict(zip(map(str, metrics[schema.METRIC].values), map(str, metrics[schema.UNITS].values)))
+    table = summary(metrics)
+    if args.format in ("csv", "json"):
+        print(_render(table, args.format, store=args.store, units=units))
+        return 0
     print(f"{args.store}: {dict(ds.sizes)}")
     print(f"graph: {ds.attrs.get('graph_source', '?')}  created {ds.attrs.get('created_utc', '?')}")
     print()
-    print(format_summary(summary(metrics), markdown=args.markdown))
+    print(_render(table, args.format, store=args.store, units=units))
     print()
     print("units: " + ", ".join(f"{m} [{u}]" for m, u in units.items()))
     return 0
 
 
-def _cmd_zoo(args) -> int:
+#: Output formats of ``testbench show``.
+SHOW_FORMATS = ("table", "csv", "json", "markdown")
+#: Row labels of a summary that are not sweeps: the network's, and the ablation's knock-out mode.
+UNSWEPT_LABELS = ("network", "dataset", "network_size", "mode")
+#: Prefix of a sweep dim's column in ``show``: a sweep ``frequency`` and a metric ``frequency``
+#: are two columns.
+SWEEP_PREFIX = "sweep:"
+
+
+def _render(table, fmt: str, *, store: str, units: dict[str, str]) -> str:
+    """A :func:`testbench.report.summary` table as text in ``fmt`` (one of :data:`SHOW_FORMATS`).
+
+    ``table`` and ``markdown``: ``mean ± std`` per metric; ``csv``: one header row (the row
+    labels, then ``<metric>_mean``, ``<metric>_std``, ``<metric>_n``); ``json``: an object with
+    ``store``, ``units`` (metric -> unit) and ``rows`` (the CSV's rows as objects, NaN as null).
+    Sweep dims are labelled :data:`SWEEP_PREFIX` + dim.
+    """
     import json
 
-    from testbench import weights as W
+    from testbench.report import flat_columns, format_summary
 
-    manifest_path = W.zoo_dir() / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    names = [n if n is None or n in UNSWEPT_LABELS else SWEEP_PREFIX + str(n)
+             for n in table.index.names]
+    table = table.rename_axis(index=names)
+    if fmt in ("table", "markdown"):
+        return format_summary(table, markdown=fmt == "markdown")
+    flat = flat_columns(table)
+    if fmt == "csv":
+        return flat.to_csv().rstrip("\n")
+    rows = json.loads(flat.reset_index().to_json(orient="records"))
+    return json.dumps({"store": str(store), "units": units, "rows": rows}, indent=1)
+
+
+def _cmd_zoo(args) -> int:
+    from testbench.models import zoo
+
+    if args.zoo_command == "build":
+        return _cmd_zoo_build(args)
+    manifest_path, manifest = zoo.folder() / zoo.MANIFEST, zoo.manifest()
     rows = []
-    for name in W.zoo_names():
+    for name in zoo.shipped():
         e = manifest.get(name, {})
         rows.append((e.get("dataset", name), e.get("size", 0), name, e))
-    print(f"{'weights':<18} {'dataset':<8} {'cells':>5}  {'test score':<22} {'baseline':<22}")
+    # 4 decimals: the sp500 networks differ in the 4th (all near 13.57 index points, persistence
+    # 13.62); fixed decimals align the points; score/baseline compares across datasets
+    table = [("weights", "dataset", "cells", "metric", "test score", "baseline", "score/baseline",
+              "units", "baseline kind")]
     for dataset, size, name, e in sorted(rows):
-        metric = e.get("metric", "")
-        score = e.get("test_score")
-        base = e.get("baseline")
-        score_text = f"{metric} {score:.4g}" if isinstance(score, float) else "?"
-        base_text = (f"{e.get('baseline_kind', '')} {base:.4g}" if isinstance(base, float) else "")
-        print(f"zoo:{name:<14} {dataset:<8} {size:>5}  {score_text:<22} {base_text:<22}")
+        table.append((f"zoo:{name}", dataset, str(size or "?"), e.get("metric", "?"),
+                      _number(e.get("test_score"), "{:.4f}"), _number(e.get("baseline"), "{:.4f}"),
+                      _number(e.get("score_ratio"), "{:.4f}"), e.get("units", "?"),
+                      e.get("baseline_kind", "?")))
+    print(_aligned(table, right=(2, 4, 5, 6)))
+    built = [n for n in zoo.controls() if (zoo.cache_folder() / f"{n}.h5").is_file()]
+    print(f"untrained controls (zoo:NAME{zoo.CONTROL_SUFFIX}, initial weights of each network "
+          f"above): {len(built)} of {len(zoo.controls())} built in {zoo.cache_folder()}"
+          + ("" if len(built) == len(zoo.controls()) else f"; build them: `{zoo.BUILD_COMMAND}`"))
     print("use as `weights: zoo:NAME` in a graph; manifest: " + str(manifest_path))
     return 0
 
 
+def _cmd_zoo_build(args) -> int:
+    from testbench.errors import SettingsError
+    from testbench.models import zoo
+
+    if not args.controls:
+        raise SettingsError("`testbench zoo build` was given nothing to build; rule: the "
+                            "untrained controls are what it builds; fix: `testbench zoo build "
+                            "--controls [NAME ...]`")
+    paths = zoo.build_controls(args.names or None,
+                               progress=None if args.quiet else lambda n, p: print(f"{n}: {p}"))
+    print(f"{len(paths)} control(s) in {zoo.cache_folder()}, digests match the manifest")
+    return 0
+
+
+def _number(value, fmt: str) -> str:
+    return fmt.format(value) if isinstance(value, (int, float)) else "?"
+
+
+def _aligned(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
+    """``rows`` (the first is the header) as columns two spaces apart, each as wide as its widest
+    cell; the columns numbered in ``right`` are right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i in right else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in rows)
+
+
 def _cmd_export(args) -> int:
-    from testbench.importers import export
+    from testbench.models import export
 
     out = export(args.model, args.output, layer=args.layer, trust_pickle=args.trust_pickle)
     print(f"wrote {out}")
@@ -148,8 +243,9 @@ def _cmd_train(args) -> int:
     from testbench.training import train
 
     path, entry = train(args.dataset, args.size, args.seed, variant=args.variant, epochs=args.epochs,
-                        out=args.output, data_dir=args.data_dir, progress=not args.no_progress)
-    print(f"wrote {path}: test {entry.get('metric', 'score')} {entry.get('test_score')}")
+                        out=args.output, data_dir=args.data_dir, progress=not args.quiet)
+    if not args.quiet:
+        print(f"wrote {path}: test {entry.get('metric', 'score')} {entry.get('test_score')}")
     return 0
 
 
@@ -162,68 +258,143 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_data_list(args) -> int:
+    import os
+
+    from testbench import data as D
+
+    root = D.data_root(args.data_dir)
+    origin = ("--data-dir" if args.data_dir else "$TESTBENCH_DATA" if os.environ.get("TESTBENCH_DATA")
+              else "the default; set TESTBENCH_DATA or pass --data-dir to use another folder")
+    print(f"data folder: {_shown(str(root))} ({origin})")
+    rows = [("dataset", "status", "file")]
+    for name in D.DATASETS:
+        for folder, file in D.dataset_files(name):
+            status = D.file_status(folder, file, data_dir=args.data_dir)
+            rows.append((name, status, _shown(str(root / folder / file))))
+    print(_aligned(rows))
+    print("download a dataset: testbench data fetch NAME" +
+          (f" --data-dir {_shown(args.data_dir)}" if args.data_dir else ""))
+    return 0
+
+
+def _cmd_data_fetch(args) -> int:
+    from testbench import data as D
+
+    for name in args.name:
+        for path in D.download(name, data_dir=args.data_dir, base_url=args.base_url):
+            print(f"verified {_shown(str(path))}")
+    return 0
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that ends each option with its default, unless the help already states it; flags and
+    options without a default (``None``) state theirs in words."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or action.nargs == 0:
+            return text
+        return super()._get_help_string(action)
+
+
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and every sub-command under it the help formatter and ``--debug``."""
+    parser.formatter_class = _HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                # SUPPRESS: absent from a sub-command's namespace unless given there, so that
+                # `testbench --debug run G` keeps the top-level value
+                sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help=DEBUG_HELP)
+                _finish(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``testbench`` command."""
+    from testbench import __version__
+
     p = argparse.ArgumentParser(
         prog="testbench",
         description="Declarative testbench for the cell dynamics of trained recurrent networks.",
         epilog="Start with: testbench run graphs/characterize.yaml && testbench show "
                "results/characterize.zarr",
     )
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"testbench {__version__}")
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="validate, run a graph and write its result store")
     r.add_argument("graph", help="YAML graph file")
     r.add_argument("-o", "--output", help="store path or URL (default: the graph's 'output')")
-    r.add_argument("--scheduler", help="synchronous | threads | processes | tcp://HOST:PORT "
-                                       "(default: the graph's, else threads)")
-    r.add_argument("--set", action="append", metavar="NODE.SETTING=VALUE",
-                   help="override a setting (YAML value; a list sweeps it); repeatable")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--scheduler", help=SCHEDULER_HELP)
+    r.add_argument("--set", action="append", metavar="NODE.SETTING=VALUE", help=SET_HELP)
+    r.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("validate", help="check a graph and report every problem at once: the same "
                                         "checks as `run` before it computes (settings, weights, "
                                         "output path, memory estimate, scheduler)")
-    v.add_argument("graph")
+    v.add_argument("graph", help="YAML graph file")
     v.add_argument("-o", "--output", help="store path or URL to check (default: the graph's "
                                           "'output')")
-    v.add_argument("--scheduler", help="scheduler to check, as for run; a tcp://HOST:PORT address "
-                                       "is contacted (a dask handshake of a few seconds)")
-    v.add_argument("--set", action="append", metavar="NODE.SETTING=VALUE")
+    v.add_argument("--scheduler", help=SCHEDULER_HELP + "; an address is contacted (a dask "
+                                                        "handshake of a few seconds)")
+    v.add_argument("--set", action="append", metavar="NODE.SETTING=VALUE", help=SET_HELP)
     v.set_defaults(func=_cmd_validate)
 
     n = sub.add_parser("nodes", help="list every node type with its settings, units and docs")
-    n.add_argument("name", nargs="?", help="show one node type in full")
+    n.add_argument("name", nargs="?", help="show one node type in full: a type name or a "
+                                           "module:function reference (default: list all)")
     n.set_defaults(func=_cmd_nodes)
 
     s = sub.add_parser("show", help="Table-1-style summary of a result store (mean ± std per network)")
-    s.add_argument("store")
-    s.add_argument("--sel", action="append", metavar="DIM=VALUE", help="select along a dimension")
-    s.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    s.add_argument("store", help="result store (zarr) written by `testbench run`")
+    s.add_argument("--sel", action="append", metavar="DIM=VALUE",
+                   help="show one value of a dimension, as printed; repeatable (default: all)")
+    s.add_argument("--format", choices=SHOW_FORMATS, default="table",
+                   help="table: aligned text; markdown: a Markdown table; csv: one header row; "
+                        f"json: store, units and rows. Sweep dims are labelled '{SWEEP_PREFIX}DIM'")
     s.set_defaults(func=_cmd_show)
 
-    z = sub.add_parser("zoo", help="list the shipped trained networks (use as zoo:NAME)")
-    z.set_defaults(func=_cmd_zoo)
+    z = sub.add_parser("zoo", help="list the shipped trained networks (use as zoo:NAME); "
+                                   "`zoo build --controls` builds the untrained controls")
+    z.set_defaults(func=_cmd_zoo, zoo_command=None)
+    zsub = z.add_subparsers(dest="zoo_command", metavar="ACTION")
+    zb = zsub.add_parser("build", help="build the untrained controls (zoo:NAME-init) into "
+                                       "$TESTBENCH_CACHE/zoo (default ~/.cache/testbench/zoo), "
+                                       "checked against the manifest's digests")
+    zb.add_argument("--controls", action="store_true",
+                    help="build untrained controls: each zoo network's initial weights (needs "
+                         "torch)")
+    zb.add_argument("names", nargs="*", metavar="NAME",
+                    help="controls to build, e.g. co2-32-init (default: all)")
+    zb.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
 
     e = sub.add_parser("export", help="convert a PyTorch/Keras/ONNX model to testbench HDF5 weights")
-    e.add_argument("model")
-    e.add_argument("-o", "--output", required=True)
-    e.add_argument("--layer", help="name of the recurrent layer inside the model")
+    e.add_argument("model", help="model file: PyTorch .pt/.pth (state_dict), Keras .keras/.h5, "
+                                 "or ONNX .onnx")
+    e.add_argument("-o", "--output", required=True, help="testbench weights file (.h5) to write "
+                                                         "(required)")
+    e.add_argument("--layer", help="name of the recurrent layer inside the model (default: the "
+                                   "only one; required when the model has several)")
     e.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     e.set_defaults(func=_cmd_export)
 
     t = sub.add_parser("train", help="train a network on a dataset and export it")
-    t.add_argument("--dataset", required=True, choices=["mnist", "sp500", "co2", "protein"])
-    t.add_argument("--size", type=int, required=True, help="cells (hidden size)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--variant", help="dataset variant (e.g. mnist: row | pixel)")
-    t.add_argument("--epochs", type=int)
+    t.add_argument("--dataset", required=True, choices=DATASET_NAMES,
+                   help="benchmark to train on (required)")
+    t.add_argument("--size", type=int, required=True, help="cells (hidden size) (required)")
+    t.add_argument("--seed", type=int, default=0, help="seed of initialization and data order")
+    t.add_argument("--variant", help="dataset variant, e.g. mnist: row | pixel (default: the "
+                                     "dataset's first: row, monthly, close, residue)")
+    t.add_argument("--epochs", type=int, help="training epochs (default: the dataset's, as the "
+                                              "zoo was trained)")
     t.add_argument("-o", "--output", help="weights file (default: ./DATASET-SIZE.h5; its manifest.json "
                                           "entry is written beside it)")
-    t.add_argument("--data-dir", help="dataset folder (default: $TESTBENCH_DATA or ~/.cache/testbench)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--data-dir", help=DATA_DIR_HELP)
+    t.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     t.set_defaults(func=_cmd_train)
 
     from testbench.report import add_report_command
@@ -231,10 +402,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_command(sub)
 
     ev = sub.add_parser("evaluate", help="recompute a network's test score from its exported weights")
-    ev.add_argument("weights")
-    ev.add_argument("--data-dir")
+    ev.add_argument("weights", help="weights to score: zoo:NAME, a testbench .h5 with its training "
+                                    "metadata, or a .pt")
+    ev.add_argument("--data-dir", help=DATA_DIR_HELP)
     ev.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     ev.set_defaults(func=_cmd_evaluate)
+
+    d = sub.add_parser("data", help="list the benchmark datasets, or download one")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    dl = dsub.add_parser("list", help="where each dataset file is looked for and whether it is "
+                                      "present (checksum verified)")
+    dl.add_argument("--data-dir", help=DATA_DIR_HELP)
+    dl.set_defaults(func=_cmd_data_list)
+    df = dsub.add_parser("fetch", help="download a dataset's missing or corrupt files and verify "
+                                       "their checksums")
+    df.add_argument("name", nargs="+", choices=DATASET_NAMES, help="datasets to download")
+    df.add_argument("--data-dir", help=DATA_DIR_HELP)
+    df.add_argument("--base-url", help="mirror holding FOLDER/FILE (default: $TESTBENCH_DATA_URL, "
+                                       "else each file's source URL)")
+    df.set_defaults(func=_cmd_data_fetch)
+    _finish(p)
     return p
 
 
@@ -244,6 +431,19 @@ class _Terminated(KeyboardInterrupt):
 
 def _terminate(signum, frame):
     raise _Terminated
+
+
+def _warning_lines(python_way):
+    """A ``warnings.showwarning`` printing testbench's plugin warnings as ``warning: ...`` lines
+    on stderr (no source line), and other warnings the ``python_way``."""
+
+    def show(message, category, *where):
+        if issubclass(category, PluginWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            python_way(message, category, *where)
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_lines(warnings.showwarning)
+            return args.func(args)
     except TestbenchError as exc:
         if args.debug:
             raise

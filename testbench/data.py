@@ -14,7 +14,9 @@ The data folder is, in order: the ``data_dir`` argument, the environment variabl
 :data:`FILES`; a missing or corrupt file raises :class:`~testbench.errors.DataError` naming the file,
 the expected checksum and the source URL. ``download=True`` fetches missing files from their source
 URL (or from ``base_url/<folder>/<file>`` when a mirror is given, e.g. the environment variable
-``TESTBENCH_DATA_URL``) and verifies them before moving them into place.
+``TESTBENCH_DATA_URL``) and verifies them before moving them into place; :func:`download` fetches a
+whole dataset (``testbench data fetch NAME``), :func:`file_status` tells what is there
+(``testbench data list``).
 
 Datasets
 --------
@@ -279,16 +281,66 @@ def fetch(folder: str, name: str, *, data_dir: str | Path | None = None, downloa
     if not path.is_file():
         raise DataError(
             f"data file {path} is missing (expected sha256 {sha}, source {source}); fix: "
-            f"download it there, set TESTBENCH_DATA to a folder holding {folder}/{name}, "
-            "or pass download=True"
+            f"run `testbench data fetch {folder} --data-dir {data_root(data_dir)}` (download=True "
+            f"in Python), or point TESTBENCH_DATA at a folder holding {folder}/{name}"
         )
     got = _sha256(path)
     if got != sha:
         raise DataError(
             f"data file {path} is corrupt or a different version: sha256 {got}, expected {sha} "
-            f"(source {source}); fix: delete it and download it again (download=True)"
+            f"(source {source}); fix: run `testbench data fetch {folder} --data-dir "
+            f"{data_root(data_dir)}`, which replaces it (download=True in Python)"
         )
     return path
+
+
+def dataset_files(name: str) -> list[tuple[str, str]]:
+    """The keys of :data:`FILES` that dataset ``name`` reads, e.g. ``[("co2", "co2_mm_mlo.txt")]``.
+
+    Raises
+    ------
+    DataError
+        Unknown dataset name (with a did-you-mean).
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset '{name}'; {did_you_mean(name, DATASETS)}")
+    return [key for key in FILES if key[0] == name]
+
+
+def file_status(folder: str, name: str, *, data_dir: str | Path | None = None) -> str:
+    """``"present"`` (checksum verified), ``"missing"`` or ``"corrupt"`` for one file of :data:`FILES`
+    in the data folder (see :func:`data_root`)."""
+    path = data_root(data_dir) / folder / name
+    if not path.is_file():
+        return "missing"
+    return "present" if _sha256(path) == FILES[(folder, name)][0] else "corrupt"
+
+
+def download(name: str, *, data_dir: str | Path | None = None,
+             base_url: str | None = None) -> list[Path]:
+    """Download every file of dataset ``name`` that is missing or corrupt, verified by checksum.
+
+    ``testbench data fetch NAME`` calls it. Files already present and verified are kept as they are.
+
+    Parameters
+    ----------
+    name : str
+        ``mnist``, ``co2``, ``sp500`` or ``protein``.
+    data_dir, base_url
+        See :func:`fetch`.
+
+    Returns
+    -------
+    list of Path
+        The verified files, in :data:`FILES` order.
+
+    Raises
+    ------
+    DataError
+        Unknown name, an unreachable source, or a download whose checksum differs.
+    """
+    return [fetch(folder, file, data_dir=data_dir, download=True, base_url=base_url)
+            for folder, file in dataset_files(name)]
 
 
 def _download(url: str, path: Path, sha: str) -> None:

@@ -15,10 +15,13 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from testbench import kernels
-from testbench import weights as W
+from testbench import kernels, models, schema
 from testbench.errors import BackendError, SettingsError, TestbenchError, WeightsError
+from testbench.kernels.celltypes import CELL_TYPES
+from testbench.models.weights import GATES, REVERSE_SUFFIX
 from testbench.nodes import ANALYZER_BYTES_PER_SAMPLE, Block, Facts, Range, Stimulus, dut, guard
+from testbench.schema import (CELL, CHANNEL, CHECKSUM, DIRECTION, GATE, NETWORK, SOURCE, TIME,
+                              TRACE)
 
 DEFAULT_WEIGHTS = "zoo:co2-128"
 
@@ -41,55 +44,50 @@ def _channel_vectors(channels, m: int) -> tuple[np.ndarray, list | None]:
     return v, None
 
 
-def _network_key(net: W.Network, path) -> tuple[str, int]:
-    dataset = str(net.metadata.get("dataset") or path.stem)
-    return dataset, net.hidden_size
+def _load_networks(weights, cell_type_wanted, layer,
+                   trust_pickle=False) -> list[models.NetworkEntry]:
+    """The network grid of a DUT (:func:`testbench.models.network_grid`), each network checked.
 
-
-def _load_networks(sources, cell_type_wanted, layer, trust_pickle=False):
-    """Load and check every network; key them by (dataset, network_size).
-
-    Returns ``nets`` {(dataset, size): (Network, source)}, the provenance list, and the sorted
-    ``datasets`` and ``sizes`` of the result grid.
+    Raises
+    ------
+    WeightsError, SettingsError
+        What the grid refuses; a network of another cell type; a layer out of range.
     """
-    nets, prov = {}, []
-    for src in sources:
-        path = W.resolve(src)
-        net = W.load(path, trust_pickle=trust_pickle)
-        if net.cell_type not in cell_type_wanted:
+    entries = models.network_grid(weights, trust_pickle=trust_pickle)
+    for e in entries:
+        if e.cell_type not in cell_type_wanted:
             raise WeightsError(
-                f"{src}: holds a {net.cell_type} network, but this node simulates "
+                f"{e.source}: holds a {e.cell_type} network, but this node simulates "
                 f"{'/'.join(cell_type_wanted)} cells; fix: use type "
-                f"{'lstm_cells' if net.cell_type == 'lstm' else net.cell_type.split('_')[0] + '_cells'}"
+                f"{'lstm_cells' if e.cell_type == 'lstm' else e.cell_type.split('_')[0] + '_cells'}"
+                " (or type cells, which takes every cell type)"
             )
-        if not 0 <= layer < len(net.layers):
+        if not 0 <= layer < e.num_layers:
             raise SettingsError(
-                f"setting 'layer': {layer} is out of range for {src}, which has "
-                f"{len(net.layers)} layer(s); fix: use a layer index in [0, {len(net.layers) - 1}]",
+                f"setting 'layer': {layer} is out of range for {e.source}, which has "
+                f"{e.num_layers} layer(s); fix: use a layer index in [0, {e.num_layers - 1}]",
                 setting="layer"
             )
-        key = _network_key(net, path)
-        if key in nets:
-            raise SettingsError(
-                f"setting 'weights': {src} and {nets[key][1]} are both a {key[1]}-cell network of "
-                f"dataset '{key[0]}'; the result grid (dataset, network_size) needs each pair once; "
-                "fix: characterize them in separate runs", setting="weights"
-            )
-        nets[key] = (net, src)
-        prov.append({"source": str(src), "path": str(path), "sha256": W.checksum(path),
-                     "dataset": key[0], "network_size": key[1], "cell_type": net.cell_type})
-    datasets = sorted({k[0] for k in nets})
-    sizes = sorted({k[1] for k in nets})
-    return nets, prov, datasets, sizes
+    return entries
 
 
-def _vectors(nets, layer, channels, dtype):
+def _provenance(entries: list[models.NetworkEntry]) -> list[dict]:
+    return [e.describe() for e in entries]
+
+
+def _inputs(net: models.Network, layer: int, mode: str) -> int:
+    """Input channels the stimulus reaches: the network's inputs when it is driven whole
+    (``in_network``), else the inputs of the characterized layer's cells."""
+    return net.layers[0 if mode == "in_network" else layer].W_ih.shape[1]
+
+
+def _vectors(entries, layer, mode, channels, dtype):
     """Each network's input-channel vectors, and the shared ``channel`` coordinate (or None)."""
-    vecs, chans = {}, {}
-    for key, (net, src) in nets.items():
-        v, chan = _channel_vectors(channels, net.layers[layer].W_ih.shape[1])
-        vecs[key] = v.astype(dtype)
-        chans[None if chan is None else tuple(chan)] = src
+    vecs, chans = [], {}
+    for e in entries:
+        v, chan = _channel_vectors(channels, _inputs(e.network, layer, mode))
+        vecs.append(v.astype(dtype))
+        chans[None if chan is None else tuple(chan)] = e.source
     if len(chans) > 1:
         raise SettingsError(
             f"setting 'channels': 'each' needs networks with equal input sizes, but "
@@ -100,44 +98,33 @@ def _vectors(nets, layer, channels, dtype):
     return vecs, None if chan is None else list(chan)
 
 
-def _n_cells(nets, datasets, sizes) -> xr.DataArray:
-    n_cells = np.zeros((len(datasets), len(sizes)), dtype=np.int64)
-    for ds_name, size in nets:
-        n_cells[datasets.index(ds_name), sizes.index(size)] = size
-    return xr.DataArray(n_cells, dims=("dataset", "network_size"),
-                        coords={"dataset": datasets, "network_size": sizes},
-                        attrs={"description": "cells in each network; larger cell indices are NaN "
-                                              "padding"})
+def _params(entries, layer, vecs, chan, dtype, n_max, n_dir):
+    """Per-cell parameters of networks of one cell type, NaN-padded to ``n_max`` cells and
+    ``n_dir`` directions: DataArrays a, r, bi, bh with dims
+    (network, cell, [channel], [direction], gate).
 
-
-def _params(nets, datasets, sizes, layer, vecs, chan, dtype):
-    """Per-cell parameters of every network on the (dataset, network_size) grid, NaN-padded:
-    DataArrays a, r, bi, bh with dims (dataset, network_size, cell, [channel], [direction], gate).
-
-    The ``direction`` dim (``forward``, ``reverse``) appears when a network is bidirectional; a
-    reverse-direction cell is driven by the stimulus in its own processing order.
+    The ``direction`` dim (``forward``, ``reverse``) appears when a network of the run is
+    bidirectional; a reverse-direction cell is driven by the stimulus in its own processing order.
     """
-    first = next(iter(nets.values()))[0]
-    G = first.gates
-    n_dir = max(net.directions for net, _ in nets.values())
-    shape = (len(datasets), len(sizes), max(sizes), len(chan or [None]), n_dir, G)
+    cell_type = entries[0].cell_type
+    G = len(GATES[cell_type])
+    shape = (len(entries), n_max, len(chan or [None]), n_dir, G)
     arrays = {k: np.full(shape, np.nan, dtype=dtype) for k in ("a", "r", "bi", "bh")}
-    for (ds_name, size), (net, src) in nets.items():
-        L = net.layers[layer]
-        i, j = datasets.index(ds_name), sizes.index(size)
-        for d, suffix in enumerate(("", W.REVERSE_SUFFIX)[: net.directions]):
+    for i, (e, v_rows) in enumerate(zip(entries, vecs)):
+        net, L = e.network, e.network.layers[layer]
+        for d, suffix in enumerate(("", REVERSE_SUFFIX)[: net.directions]):
             mats = [getattr(L, name + suffix).astype(dtype) for name in ("W_ih", "W_hh", "b_ih", "b_hh")]
-            for c, v in enumerate(vecs[(ds_name, size)]):
-                for k, val in zip(("a", "r", "bi", "bh"), kernels.isolate(*mats, net.cell_type, v)):
-                    arrays[k][i, j, :size, c, d] = val
-    coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(max(sizes)),
-              "direction": ["forward", "reverse"][:n_dir],
-              "gate": list(W.GATES[first.cell_type]) if G > 1 else ["h"]}
-    dims = ["dataset", "network_size", "cell", "channel", "direction", "gate"]
+            for c, v in enumerate(v_rows):
+                for k, val in zip(("a", "r", "bi", "bh"), kernels.isolate(*mats, cell_type, v)):
+                    arrays[k][i, : e.size, c, d] = val
+    coords = {NETWORK: [e.label for e in entries], CELL: np.arange(n_max),
+              DIRECTION: ["forward", "reverse"][:n_dir],
+              GATE: list(GATES[cell_type]) if G > 1 else ["h"]}
+    dims = [NETWORK, CELL, CHANNEL, DIRECTION, GATE]
     if chan is not None:
-        coords["channel"] = chan
+        coords[CHANNEL] = chan
     out = {k: xr.DataArray(v, dims=dims, coords=coords) for k, v in arrays.items()}
-    drop = (["channel"] if chan is None else []) + (["direction"] if n_dir == 1 else [])
+    drop = ([CHANNEL] if chan is None else []) + ([DIRECTION] if n_dir == 1 else [])
     return {k: v.squeeze(drop, drop=True) for k, v in out.items()}
 
 
@@ -182,43 +169,63 @@ def _network_block(cell_type, layers, vecs, n_max, x) -> np.ndarray:
     return out.reshape((n_max, len(vecs)) + stim_shape + (T,))
 
 
-def _in_network(nets, datasets, sizes, layer, vecs, chan, x: xr.DataArray) -> xr.DataArray:
+def _in_network(entries, layer, vecs, chan, x: xr.DataArray) -> xr.DataArray:
     """Drive each whole network with the stimulus and record every cell of ``layer`` (coupled)."""
     import dask
     import dask.array as da
 
-    n_max, xv = max(sizes), np.ascontiguousarray(x.values)
+    n_max, xv = max(e.size for e in entries), np.ascontiguousarray(x.values)
     block_shape = (n_max, len(chan or [None])) + xv.shape
-    grid = []
-    for ds_name in datasets:
-        row = []
-        for size in sizes:
-            if (ds_name, size) not in nets:
-                row.append(da.full(block_shape, np.nan, dtype=xv.dtype))
-                continue
-            net = nets[(ds_name, size)][0]
-            layers = [(L.W_ih, L.W_hh, L.b_ih, L.b_hh) for L in net.layers[: layer + 1]]
-            task = dask.delayed(guard(_network_block), pure=True)(net.cell_type, layers,
-                                                                  vecs[(ds_name, size)],
-                                                                  n_max, xv)
-            row.append(da.from_delayed(task, block_shape, dtype=xv.dtype))
-        grid.append(da.stack(row))
-    data = da.stack(grid)
-    dims = ["dataset", "network_size", "cell", "channel", *x.dims]
-    coords = {"dataset": datasets, "network_size": sizes, "cell": np.arange(n_max),
+    blocks = []
+    for e, v in zip(entries, vecs):
+        layers = [(L.W_ih, L.W_hh, L.b_ih, L.b_hh) for L in e.network.layers[: layer + 1]]
+        task = dask.delayed(guard(_network_block), pure=True)(e.cell_type, layers, v, n_max, xv)
+        blocks.append(da.from_delayed(task, block_shape, dtype=xv.dtype))
+    dims = [NETWORK, CELL, CHANNEL, *x.dims]
+    coords = {NETWORK: [e.label for e in entries], CELL: np.arange(n_max),
               **{d: x[d] for d in x.dims}}
     if chan is not None:
-        coords["channel"] = chan
-    resp = xr.DataArray(data, dims=dims, coords=coords)
-    return resp if chan is not None else resp.squeeze("channel", drop=True)
+        coords[CHANNEL] = chan
+    resp = xr.DataArray(da.stack(blocks), dims=dims, coords=coords)
+    return resp if chan is not None else resp.squeeze(CHANNEL, drop=True)
+
+
+def _isolated(entries, layer, vecs, chan, x: xr.DataArray, *, backend, dtype, traces, chunk_cells,
+              chunk_points, h0, c0) -> xr.DataArray:
+    """Simulate every cell alone, each network with its own cell type (one kernel per type)."""
+    n_max = max(e.size for e in entries)
+    n_dir = max(e.network.directions for e in entries)
+    x = x.chunk({d: (chunk_points if d != TIME else -1) for d in x.dims})
+    parts = []
+    for cell_type in dict.fromkeys(e.cell_type for e in entries):
+        group = [i for i, e in enumerate(entries) if e.cell_type == cell_type]
+        params = _params([entries[i] for i in group], layer, [vecs[i] for i in group], chan, dtype,
+                         n_max, n_dir)
+        params = {k: v.chunk({CELL: chunk_cells}) for k, v in params.items()}
+        out_core = [TRACE, TIME] if traces else [TIME]
+        sizes = {TRACE: 1 + len(kernels.TRACES[cell_type])} if traces else {}
+        resp = xr.apply_ufunc(
+            guard(partial(_simulate_block, cell_type, backend, traces, h0, c0)),
+            params["a"], params["r"], params["bi"], params["bh"], x,
+            input_core_dims=[[GATE], [GATE], [GATE], [GATE], [TIME]],
+            output_core_dims=[out_core],
+            dask="parallelized", output_dtypes=[np.dtype(dtype)],
+            dask_gufunc_kwargs={"output_sizes": sizes, "allow_rechunk": False},
+        )
+        if traces:
+            resp = resp.assign_coords({TRACE: ["h", *kernels.TRACES[cell_type]]})
+        parts.append(resp)
+    if len(parts) == 1:
+        return parts[0]
+    return xr.concat(parts, dim=NETWORK).sel({NETWORK: [e.label for e in entries]})  # as given
 
 
 def _prepare(cell_types: tuple[str, ...], weights, mode, layer, channels, backend, dtype, traces,
              h0, c0, trust_pickle):
     """Every check of a DUT's settings against its networks (shared by the node and its hook).
 
-    Returns the networks, provenance, grid ``datasets`` and ``sizes``, the cell type, the
-    input-channel vectors and the ``channel`` coordinate (or None).
+    Returns the network grid's entries, the input-channel vectors of each and the ``channel``
+    coordinate (or None).
     """
     if backend == "cuda":
         from numba import cuda
@@ -231,13 +238,12 @@ def _prepare(cell_types: tuple[str, ...], weights, mode, layer, channels, backen
             exc.setting = "backend"
             raise exc
     try:
-        nets, prov, datasets, sizes = _load_networks(W.sources(weights), cell_types, layer,
-                                                     trust_pickle)
+        entries = _load_networks(weights, cell_types, layer, trust_pickle)
     except TestbenchError as exc:  # missing, unsafe or malformed files are the weights' problem
         if getattr(exc, "setting", None) is None:
             exc.setting = "weights"
         raise
-    if mode == "in_network" and any(net.directions > 1 for net, _ in nets.values()):
+    if mode == "in_network" and any(e.network.directions > 1 for e in entries):
         raise SettingsError(
             "setting 'mode': 'in_network' does not support bidirectional networks yet; fix: use "
             "mode: isolated (it adds a 'direction' dimension)", setting="mode"
@@ -249,79 +255,72 @@ def _prepare(cell_types: tuple[str, ...], weights, mode, layer, channels, backen
             "leave them at their defaults (the whole network starts from a zero state)",
             setting="mode"
         )
-    cell_type = next(iter(nets.values()))[0].cell_type
-    vecs, chan = _vectors(nets, layer, channels, dtype)
-    return nets, prov, datasets, sizes, cell_type, vecs, chan
+    types = sorted({e.cell_type for e in entries})
+    if traces and len(types) > 1:
+        raise SettingsError(
+            f"setting 'traces': the networks have different cell types ({', '.join(types)}), whose "
+            "internal traces differ; fix: list networks of one cell type per DUT node when "
+            "recording traces, or set traces: false", setting="traces")
+    vecs, chan = _vectors(entries, layer, mode, channels, dtype)
+    return entries, vecs, chan
 
 
 def _check(cell_types: tuple[str, ...], settings: dict, inputs: dict) -> Facts:
     """Preflight hook of the DUT nodes: the checks of :func:`_prepare` and the output's facts."""
     s = settings
-    nets, _, datasets, sizes, cell_type, _, chan = _prepare(
+    entries, _, chan = _prepare(
         cell_types, s["weights"], s["mode"], s["layer"], s["channels"], s["backend"], s["dtype"],
         s["traces"], s["h0"], s["c0"], s["trust_pickle"])
     stim = inputs["stimulus"]
-    n_dir = max(net.directions for net, _ in nets.values())
-    n_trace = 1 + len(kernels.TRACES[cell_type]) if s["traces"] else 1
-    grid = {"dataset": len(datasets), "network_size": len(sizes), "cell": max(sizes),
-            "channel": len(chan or [None]), "direction": n_dir}
-    dims = {k: n for k, n in grid.items() if n > 1 or k not in ("channel", "direction")}
+    n_max = max(e.size for e in entries)
+    n_dir = max(e.network.directions for e in entries)
+    n_trace = 1 + len(kernels.TRACES[entries[0].cell_type]) if s["traces"] else 1
+    grid = {NETWORK: len(entries), CELL: n_max, CHANNEL: len(chan or [None]), DIRECTION: n_dir}
+    dims = {k: n for k, n in grid.items() if n > 1 or k not in (CHANNEL, DIRECTION)}
     dims.update(stim.dims)
     if s["traces"]:
-        dims["trace"] = n_trace
+        dims[TRACE] = n_trace
+    coords = {NETWORK: tuple(e.label for e in entries), CHECKSUM: tuple(e.checksum for e in entries),
+              SOURCE: tuple(e.source for e in entries)}
     T = stim.length_steps
     if T is None:  # a custom stimulus without a hook: its length is unknown before computing
-        return Facts(dims, {"dataset": tuple(datasets), "network_size": tuple(sizes)}, None, stim.dt)
+        return Facts(dims, coords, None, stim.dt)
     itemsize = np.dtype(s["dtype"]).itemsize
     # kernel output and its reordered copy, plus the analyzers' float64 working copies
     per_sample = 2 * itemsize + ANALYZER_BYTES_PER_SAMPLE
     points = math.prod(stim.dims.values())
     if s["mode"] == "in_network":  # one task per network, all stimulus points at once
-        block = Block(max(sizes) * grid["channel"], points, T, per_sample, tunable=False)
+        block = Block(n_max * grid[CHANNEL], points, T, per_sample, tunable=False)
     else:
-        block = Block(min(s["chunk_cells"], max(sizes)),
+        block = Block(min(s["chunk_cells"], n_max),
                       math.prod(min(s["chunk_points"], n) for n in stim.dims.values()), T,
-                      per_sample * n_trace * len(datasets) * len(sizes) * grid["channel"] * n_dir)
-    return Facts(dims, {"dataset": tuple(datasets), "network_size": tuple(sizes)}, T, stim.dt,
-                 eager_bytes=itemsize * T * points, block=block)
+                      per_sample * n_trace * len(entries) * grid[CHANNEL] * n_dir)
+    return Facts(dims, coords, T, stim.dt, eager_bytes=itemsize * T * points, block=block)
 
 
 def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, layer, channels,
            backend, dtype, traces, chunk_cells, chunk_points, h0, c0,
            trust_pickle=False) -> xr.DataArray:
-    if "time" not in stimulus.dims:
+    if TIME not in stimulus.dims:
         raise SettingsError("input 'stimulus' has no 'time' dimension; fix: connect a stimulus node")
-    nets, prov, datasets, sizes, cell_type, vecs, chan = _prepare(
+    entries, vecs, chan = _prepare(
         cell_types, weights, mode, layer, channels, backend, dtype, traces, h0, c0, trust_pickle)
-    x = stimulus.astype(dtype).transpose(..., "time")
+    x = stimulus.astype(dtype).transpose(..., TIME)
     if mode == "in_network":
-        resp = _in_network(nets, datasets, sizes, layer, vecs, chan, x)
+        resp = _in_network(entries, layer, vecs, chan, x)
     else:
-        params = _params(nets, datasets, sizes, layer, vecs, chan, dtype)
-        params = {k: v.chunk({"cell": chunk_cells}) for k, v in params.items()}
-        x = x.chunk({d: (chunk_points if d != "time" else -1) for d in x.dims})
-        out_core = ["trace", "time"] if traces else ["time"]
-        sizes_ = {"trace": 1 + len(kernels.TRACES[cell_type])} if traces else {}
-        resp = xr.apply_ufunc(
-            guard(partial(_simulate_block, cell_type, backend, traces, h0, c0)),
-            params["a"], params["r"], params["bi"], params["bh"], x,
-            input_core_dims=[["gate"], ["gate"], ["gate"], ["gate"], ["time"]],
-            output_core_dims=[out_core],
-            dask="parallelized", output_dtypes=[np.dtype(dtype)],
-            dask_gufunc_kwargs={"output_sizes": sizes_, "allow_rechunk": False},
-        )
-        if traces:
-            resp = resp.assign_coords(trace=["h", *kernels.TRACES[cell_type]])
-    resp = resp.assign_coords(n_cells=_n_cells(nets, datasets, sizes))
+        resp = _isolated(entries, layer, vecs, chan, x, backend=backend, dtype=dtype,
+                         traces=traces, chunk_cells=chunk_cells, chunk_points=chunk_points,
+                         h0=h0, c0=c0)
+    resp = resp.assign_coords(schema.network_coords(entries))
     resp.name = "response"
     resp.attrs = {
         "units": "1",
         "long_name": f"{mode} cell output h_t" + (" and traces" if traces else ""),
         "mode": mode,
-        "cell_type": cell_type,
         "layer": layer,
         "dt": stimulus.attrs.get("dt", 1.0),
-        "weights": json.dumps(prov),
+        "weights": json.dumps(_provenance(entries)),
     }
     return resp
 
@@ -331,11 +330,14 @@ _SETTINGS_DOC = """
     ----------
     stimulus : xr.DataArray
         Input signal with dims ``(*sweep dims, time)`` (any stimulus node).
-    weights : str or list of str
-        Weights to characterize: ``zoo:<name>`` (see ``testbench zoo``), a testbench ``.h5`` file, or
-        a PyTorch ``.pt`` file. A list characterizes several networks on one
-        ``(dataset, network_size)`` grid (cells of smaller networks are NaN). Default
-        ``zoo:co2-128``.
+    weights : str, list of str or mapping of str to str
+        Weights to characterize: ``zoo:<name>`` (see ``testbench zoo``), or a file that
+        :func:`testbench.models.load` reads (testbench or Keras ``.h5``, PyTorch ``.pt``,
+        ``.keras``, ``.onnx``). A list characterizes several networks along the ``network``
+        dimension (seeds, variants and controls of one dataset and size may share a run; each is
+        simulated with its own cell type; cells of smaller networks are NaN); a mapping
+        ``{label: source}`` names them. Labels default to the zoo name, the metadata ``name`` or
+        the file stem. Default ``zoo:co2-128``.
     trust_pickle : bool
         Permit a PyTorch ``.pt`` file that holds pickled Python objects (a whole ``nn.Module``
         saved with ``torch.save(model)``). Unpickling runs code stored in the file, so set it only
@@ -375,10 +377,11 @@ _SETTINGS_DOC = """
     -------
     xr.DataArray
         ``response``: dims
-        ``(dataset, network_size, cell, [channel], [direction], *sweep dims, [trace], time)``,
-        dimensionless, dask-backed (chunked along ``cell``). Coordinate ``n_cells`` gives each
-        network's cell count; padded cells are NaN. attrs: ``weights`` (JSON: source, sha256),
-        ``cell_type``, ``layer``, ``dt``.
+        ``(network, cell, [channel], [direction], *sweep dims, [trace], time)``,
+        dimensionless, dask-backed (chunked along ``cell``). Coordinates along ``network``: its
+        label, ``dataset``, ``network_size``, ``seed``, ``variant``, ``cell_type``, ``checksum``,
+        ``source``, ``n_cells`` (:mod:`testbench.schema`); padded cells are NaN. attrs:
+        ``weights`` (JSON: label, source, sha256), ``mode``, ``layer``, ``dt``.
 """
 
 
@@ -386,7 +389,7 @@ def _make(cell_types: tuple[str, ...], type_name: str, title: str):
     def node(
         stimulus: Stimulus,
         *,
-        weights: str | list[str] = DEFAULT_WEIGHTS,
+        weights: str | list[str] | dict[str, str] = DEFAULT_WEIGHTS,
         trust_pickle: bool = False,
         mode: Literal["isolated", "in_network"] = "isolated",
         layer: Annotated[int, Range(ge=0)] = 0,
@@ -412,3 +415,6 @@ lstm_cells = _make(("lstm",), "lstm_cells",
 gru_cells = _make(("gru",), "gru_cells", "Isolated GRU cells: each cell driven alone by the stimulus.")
 rnn_cells = _make(("rnn_tanh", "rnn_relu"), "rnn_cells",
                   "Isolated vanilla RNN cells (tanh or relu): each cell driven alone by the stimulus.")
+cells = _make(tuple(CELL_TYPES), "cells",
+              "Isolated cells of any recurrent type (LSTM, GRU, tanh or relu RNN): each network "
+              "of the list simulated with its own cell type.")

@@ -13,13 +13,13 @@ import json
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
+from testbench import schema
 from testbench.errors import NodeError, TestbenchError
-from testbench.graph import Graph, NodeDecl
-from testbench.nodes import building
+from testbench.graph import SCHEDULERS, Graph, NodeDecl
+from testbench.nodes import building, ship_modules
 from testbench.preflight import preflight
 
 @dataclass
@@ -42,14 +42,15 @@ def _call(decl: NodeDecl, inputs: dict, point: dict):
                         ) from exc
 
 
-def _run_node(decl: NodeDecl, inputs: dict, keys: list[str], point: dict):
-    """Call the node over its sweep grid (recursively), concatenating along one dim per setting."""
+def _run_node(decl: NodeDecl, inputs: dict, dims: dict[str, str], keys: list[str], point: dict):
+    """Call the node over its sweep grid (recursively), concatenating along one dim per setting
+    (``dims``: the dim of each swept setting, :func:`testbench.schema.sweep_dims`)."""
     if not keys:
         return _call(decl, inputs, point)
     key, rest = keys[0], keys[1:]
-    parts = [_run_node(decl, inputs, rest, {**point, key: v}) for v in decl.sweep[key]]
+    parts = [_run_node(decl, inputs, dims, rest, {**point, key: v}) for v in decl.sweep[key]]
     values = decl.sweep[key]
-    index = pd.Index([v if not isinstance(v, list) else repr(v) for v in values], name=key)
+    index = pd.Index([v if not isinstance(v, list) else repr(v) for v in values], name=dims[key])
     return xr.concat(parts, dim=index, combine_attrs="drop_conflicts")
 
 
@@ -59,83 +60,57 @@ def build(graph: Graph) -> RunResult:
     Returns
     -------
     RunResult
-        ``dataset`` holds ``metrics`` (dims: network dims, ``cell``, ``metric``, sweep dims) and,
-        when ``graph.save_responses``, ``response_<node>`` for each DUT.
+        ``dataset`` in the layout of :mod:`testbench.schema`: one variable per metric, the
+        variables of Dataset-returning analyzers and, when ``graph.save_responses``,
+        ``response_<node>`` for each DUT.
     """
     outputs: dict[str, xr.DataArray | xr.Dataset] = {}
+    dims = schema.sweep_dims(graph)
     for name, decl in graph.nodes.items():
         if decl.spec.kind == "sink":
             continue
         inputs = {param: outputs[src] for param, src in decl.inputs.items()}
-        outputs[name] = _run_node(decl, inputs, list(decl.sweep), {})
+        outputs[name] = _run_node(decl, inputs, dims[name], list(decl.sweep), {})
     return RunResult(assemble(graph, outputs), outputs)
 
 
 def assemble(graph: Graph, outputs: dict) -> xr.Dataset:
-    """Combine analyzer outputs into one ``metrics`` variable and add provenance."""
-    analyzers = [n for n, d in graph.nodes.items()
-                 if d.spec.kind == "analyzer" and isinstance(outputs[n], xr.DataArray)]
-    studies = [n for n, d in graph.nodes.items()
-               if d.spec.kind == "analyzer" and isinstance(outputs[n], xr.Dataset)]
-    for node in analyzers:
-        if "metric" not in outputs[node].dims:
-            raise NodeError(f"analyzer '{node}' returned a DataArray without a 'metric' dimension; "
-                            "fix: return a DataArray with dims (..., metric), or a Dataset of "
-                            "variables to store under their own names")
-    parts = []
-    names = [list(map(str, outputs[n]["metric"].values)) for n in analyzers]
-    counts: dict[str, int] = {}
-    for ns in names:
-        for m in ns:
-            counts[m] = counts.get(m, 0) + 1
-    definitions = {}
-    for node, ns in zip(analyzers, names):
-        arr = outputs[node]
-        labels = [m if counts[m] == 1 else f"{node}.{m}" for m in ns]
-        units = arr["units"].values if "units" in arr.coords else np.array([""] * len(ns))
-        arr = arr.drop_vars([c for c in arr.coords if c == "units"])
-        arr = arr.assign_coords(metric=labels, units=("metric", [str(u) for u in units]),
-                                analyzer=("metric", [node] * len(ns)))
-        for label, m in zip(labels, ns):
-            definitions[label] = arr.attrs.get("definitions", {}).get(m, "")
-        parts.append(arr.astype("float64"))
-    data_vars = {}
-    if parts:
-        parts = xr.broadcast(*parts, exclude=["metric"])
-        metrics = xr.concat(parts, dim="metric", coords="different", compat="equals",
-                            join="outer", combine_attrs="drop")
-        metrics = _order_dims(metrics)
-        if metrics.chunks is not None:
-            metrics = metrics.chunk({"metric": -1})
-        metrics.attrs = {"definitions": json.dumps(definitions), "description":
-                         "response metrics per cell; units per metric in the 'units' coordinate"}
-        data_vars["metrics"] = metrics
+    """Store each metric once as its own variable, beside the other outputs; add provenance.
+
+    Raises
+    ------
+    NodeError
+        An analyzer's DataArray without a ``metric`` dim; two nodes returning one variable name.
+    SettingsError
+        Two different networks with the same label (:func:`testbench.schema.combine`).
+    """
+    kinds = {n: d.spec.kind for n, d in graph.nodes.items() if n in outputs}
+    analyzers = {n: outputs[n] for n, k in kinds.items()
+                 if k == "analyzer" and isinstance(outputs[n], xr.DataArray)}
+    studies = [n for n, k in kinds.items() if k == "analyzer" and isinstance(outputs[n], xr.Dataset)]
+    others: dict[str, xr.DataArray] = {}
     for node in studies:  # analyzers returning a Dataset (e.g. ablation) keep their own variables
         for var in outputs[node].data_vars:
-            if var in data_vars:
+            if var in others:
                 raise NodeError(f"analyzer '{node}' returns variable '{var}', which another node "
                                 "already stores; fix: run one of them in a separate graph")
-            data_vars[var] = outputs[node][var]
-    duts = {n: outputs[n] for n, d in graph.nodes.items() if d.spec.kind == "dut"}
+            others[var] = outputs[node][var]
     if graph.save_responses:
-        for name, resp in duts.items():
-            data_vars[f"response_{name}"] = resp
-    ds = xr.Dataset(data_vars)
-    for name, resp in duts.items():
-        for coord in ("n_cells",):
-            if coord in getattr(resp, "coords", {}) and coord not in ds.coords:
-                ds = ds.assign_coords({coord: resp[coord]})
+        for name, k in kinds.items():
+            if k == "dut":
+                others[f"{schema.RESPONSE_PREFIX}{name}"] = outputs[name]
+    taken = set(others) | set(schema.NETWORK_COORDS) | {schema.VALID}
+    for out in outputs.values():
+        taken |= set(map(str, out.dims)) | set(map(str, out.coords))
+    taken.discard(schema.METRIC)
+    metric_vars = schema.metric_variables(analyzers, taken)
+    ds = schema.combine({**metric_vars, **others})
+    for dim, attrs in schema.sweep_coords(graph).items():
+        if dim in ds.coords:
+            ds[dim].attrs.update(attrs)
     ds.attrs = provenance(graph, outputs)
+    ds.attrs[schema.METRIC_ORDER] = json.dumps(list(metric_vars))
     return ds
-
-
-_NETWORK_DIMS = ("dataset", "network_size")
-
-
-def _order_dims(arr: xr.DataArray) -> xr.DataArray:
-    """Dims in the documented order: network dims, cell, metric, then the sweep dims."""
-    first = [d for d in (*_NETWORK_DIMS, "cell", "metric") if d in arr.dims]
-    return arr.transpose(*first, ...)
 
 
 def provenance(graph: Graph, outputs: dict) -> dict:
@@ -195,6 +170,9 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
     # the checks of `validate`, before anything is computed; the output is checked just below
     preflight(graph, scheduler=scheduler, check_output=False)
     target = store.check_target(graph.output if output is None else output, graph=graph.source)
+    sched = scheduler or graph.scheduler
+    if sched not in SCHEDULERS:  # a dask.distributed address: its workers need the user's modules
+        ship_modules(sched, [d.spec for d in graph.nodes.values()])
     result = build(graph)
     sinks = [d for d in graph.nodes.values() if d.spec.kind == "sink"]
 
@@ -206,7 +184,7 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
             _call(decl, inputs, {})
 
     try:
-        store.write(result.dataset, target, scheduler=scheduler or graph.scheduler,
+        store.write(result.dataset, target, scheduler=sched,
                     progress=progress, graph=graph.source, before_commit=run_sinks if sinks else None)
     except TestbenchError:
         raise
@@ -225,9 +203,8 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
 def _stored_output(stored: xr.Dataset, graph: Graph, node: str, lazy):
     """A node's output for a sink, read back from the store where it was stored (no recompute)."""
     kind = graph.nodes[node].spec.kind
-    if kind == "analyzer":
-        mine = stored.analyzer.values == node
-        return stored.metrics.isel(metric=np.flatnonzero(mine))
-    if kind == "dut" and f"response_{node}" in stored:
-        return stored[f"response_{node}"]
+    if kind == "analyzer" and schema.metric_labels(stored, node):
+        return schema.metrics(stored, analyzer=node)
+    if kind == "dut" and f"{schema.RESPONSE_PREFIX}{node}" in stored:
+        return stored[f"{schema.RESPONSE_PREFIX}{node}"]
     return lazy

@@ -66,6 +66,10 @@ class RegistryError(TestbenchError):
     """A node could not be registered or looked up (duplicate name, bad signature, unknown type)."""
 
 
+class DuplicateNodeError(RegistryError):
+    """Two functions register one node type name (a plugin clashing with another or a built-in)."""
+
+
 class SettingsError(TestbenchError):
     """A node setting has a wrong type or is out of its valid range.
 
@@ -101,6 +105,10 @@ class BackendError(TestbenchError):
 class OutputError(TestbenchError):
     """An output path (store, report folder, sink file) cannot be used or read: it holds something
     testbench did not write, is protected, or the store there is incomplete, damaged or too new."""
+
+
+class PluginWarning(UserWarning):
+    """A third-party node plugin failed to load and was skipped; the message names it and the fix."""
 
 
 def did_you_mean(word: str, choices) -> str:

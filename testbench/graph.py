@@ -689,16 +689,9 @@ def _validate_inputs(decls, raw_inputs, nodes, out: _Collector) -> None:
 
 
 def _validate_sweep_dims(decls, nodes, out: _Collector) -> None:
-    """Each swept setting is one dimension of the result grid: named once, and the product of the
-    sweeps of all nodes within :data:`SWEEP_POINTS_LIMIT`."""
-    owners: dict[str, str] = {}
-    for name, decl in decls.items():
-        for key in decl.sweep:
-            if key in owners:
-                out.add(f"setting '{key}' is swept by nodes '{owners[key]}' and '{name}'; both would "
-                        f"make a dimension named '{key}'", _pos_key(nodes, name), node=name,
-                        key=f"sweep.{key}", fix="sweep it in one node only")
-            owners.setdefault(key, name)
+    """Each swept setting is one dimension of the result grid (named by
+    :func:`testbench.schema.sweep_dims`: ``<node>.<setting>`` where several nodes sweep a setting of
+    one name), and the product of the sweeps of all nodes is within :data:`SWEEP_POINTS_LIMIT`."""
     sweeps = sorted(((len(v), name, key) for name, d in decls.items() for key, v in d.sweep.items()),
                     reverse=True)
     points = math.prod(n for n, _, _ in sweeps)

@@ -7,7 +7,9 @@ annotation with :class:`Range` (``Annotated[float, Range(gt=0)]``) or ``Literal[
 
 Built-in nodes register when :func:`load_builtins` imports the ``stimuli`` and ``analyzers``
 packages, :mod:`testbench.dut`, :mod:`testbench.ablation` and :mod:`testbench.sinks`. Third-party nodes register through the entry-point group
-``testbench.nodes`` or are referenced from YAML directly as ``package.module:function``.
+``testbench.nodes`` or are referenced from YAML directly as ``package.module:function`` (the working
+directory is searched too, after the installed packages; :func:`ship_modules` makes such modules
+importable on dask.distributed workers). A plugin that fails to load is reported once and skipped.
 
 Examples
 --------
@@ -36,16 +38,20 @@ import importlib
 import importlib.util
 import inspect
 import math
+import os
 import re
 import sys
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, get_args, get_origin
 
 import xarray as xr
 
-from testbench.errors import NodeError, RegistryError, did_you_mean
+from testbench.errors import DuplicateNodeError, NodeError, PluginWarning, RegistryError, did_you_mean
 
 KINDS = ("stimulus", "dut", "analyzer", "sink")
 #: A dotted module name of a ``package.module:function`` node reference.
@@ -134,9 +140,11 @@ DEFAULT_PORTS = {
     "sink": ("stimulus", "dut", "analyzer"),
 }
 
-#: A stimulus input (``(*sweep dims, time)``), a DUT response input, an analyzer's metrics input.
+#: Annotation of an input that takes a stimulus node's output (``(*sweep dims, time)``).
 Stimulus = Annotated[xr.DataArray, Port("stimulus")]
+#: Annotation of an input that takes a DUT's response (``(network, cell, ..., time)``).
 Response = Annotated[xr.DataArray, Port("dut")]
+#: Annotation of an input that takes an analyzer's metrics (a ``metric`` dim).
 Metrics = Annotated[xr.DataArray, Port("analyzer")]
 
 
@@ -222,10 +230,12 @@ class Facts:
     Attributes
     ----------
     dims : dict of str to int
-        Non-time dimensions and their sizes (sweep dims, ``dataset``, ``network_size``, ``cell``,
-        ``channel``, ``metric``...).
+        Non-time dimensions and their sizes (sweep dims, ``network``, ``cell``, ``channel``,
+        ``metric``...).
     coords : dict of str to tuple
-        Labels of the dims whose values matter for stacking sweep points (network dims).
+        Labels that matter for stacking sweep points and for the store's ``network`` dimension:
+        ``network`` (labels), ``checksum`` and ``source`` (one per label), as a DUT hook returns
+        them (:mod:`testbench.schema`).
     length_steps : int or None
         Samples per record T when the output has a ``time`` axis; ``None`` when it has none or it
         is unknown (a node without a hook).
@@ -305,7 +315,7 @@ _REGISTRY: dict[str, NodeSpec] = {}
 _BUILTINS_LOADED = False
 
 
-def _parse_param_docs(doc: str) -> dict[str, str]:
+def parse_param_docs(doc: str) -> dict[str, str]:
     """Map parameter names to their description from a numpydoc ``Parameters`` section."""
     out: dict[str, str] = {}
     lines = inspect.cleandoc(doc or "").splitlines()
@@ -353,7 +363,7 @@ def _make_spec(kind: str, name: str, func: Callable, check: Callable | None = No
         raise RegistryError(f"unknown node kind '{kind}'; valid kinds: {', '.join(KINDS)}")
     sig = inspect.signature(func)
     hints = typing.get_type_hints(func, include_extras=True)
-    docs = _parse_param_docs(func.__doc__ or "")
+    docs = parse_param_docs(func.__doc__ or "")
     inputs, settings = [], {}
     where = f"{func.__module__}:{func.__qualname__}"
     for p in sig.parameters.values():
@@ -405,7 +415,7 @@ def register(kind: str, name: str, func: Callable, *, replace: bool = False,
     spec = _make_spec(kind, name, func, check)
     old = _REGISTRY.get(name)
     if old is not None and not replace and old.origin != spec.origin:
-        raise RegistryError(
+        raise DuplicateNodeError(
             f"node type '{name}' is registered twice: by {old.origin} and by {spec.origin}; "
             "fix: rename one of them (type names are unique across all kinds)"
         )
@@ -428,7 +438,7 @@ def _decorator(kind: str):
 
         return wrap
 
-    factory.__doc__ = f"""Decorator registering a function as a **{kind}** node.
+    factory.__doc__ = f"""Decorator registering a function as a node of kind **{kind}**.
 
     Parameters
     ----------
@@ -465,24 +475,38 @@ def product_units(a: str, b: str) -> str:
     return "*".join(u for u in (a, b) if u != "1") or "1"
 
 
+#: Entry-point name -> why it failed to load, for the plugins :func:`load_builtins` skipped.
+BROKEN_PLUGINS: dict[str, str] = {}
+
+
 def load_builtins() -> None:
-    """Import the built-in node modules and third-party entry points (once)."""
+    """Import the built-in node modules and third-party entry points (once).
+
+    A plugin (an entry point of group ``testbench.nodes``) that fails to load is reported once, as a
+    :class:`~testbench.errors.PluginWarning` naming it and the fix, and is skipped: graphs that do
+    not use its nodes still validate and run, and :func:`lookup` names it when a node type is
+    unknown (see :data:`BROKEN_PLUGINS`). Two plugins (or a plugin and a built-in) registering one
+    type name stop everything: which one a graph meant cannot be guessed.
+    """
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
     for mod in ("testbench.stimuli", "testbench.analyzers", "testbench.dut", "testbench.ablation", "testbench.sinks"):
         importlib.import_module(mod)
-    from importlib.metadata import entry_points
-
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
-        except Exception as exc:  # a broken plugin must not hide the built-ins
-            raise RegistryError(
-                f"entry point '{ep.name} = {ep.value}' of group '{ENTRY_POINT_GROUP}' failed to load: "
-                f"{type(exc).__name__}: {exc}; fix: repair or uninstall that plugin"
-            ) from exc
+        except DuplicateNodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the other nodes
+            dist = getattr(ep.dist, "name", None)
+            where = f"plugin '{ep.name} = {ep.value}'" + (f" (distribution {dist})" if dist else "")
+            problem = f"{where} failed to load: {type(exc).__name__}: {exc}"
+            BROKEN_PLUGINS[ep.name] = problem
+            fix = f"`pip uninstall {dist}`" if dist else "uninstalling it"
+            warnings.warn(f"{problem}; its node types are unavailable, the other nodes work; fix: "
+                          f"repair that plugin or remove it ({fix})", PluginWarning, stacklevel=2)
 
 
 def registry() -> dict[str, NodeSpec]:
@@ -508,7 +532,10 @@ def lookup(type_name: str) -> NodeSpec:
     if ":" not in type_name:
         spec = _REGISTRY.get(type_name)
         if spec is None:
-            raise RegistryError(f"unknown node type '{type_name}'; " + did_you_mean(type_name, _REGISTRY))
+            broken = "".join(f" It may come from {problem}; fix: repair that plugin or remove it."
+                             for problem in BROKEN_PLUGINS.values())
+            raise RegistryError(f"unknown node type '{type_name}'; "
+                                + did_you_mean(type_name, _REGISTRY) + broken)
         return spec
     mod_name, _, attr = type_name.partition(":")
     if not (_DOTTED.fullmatch(mod_name) and attr.isidentifier()):
@@ -520,6 +547,7 @@ def lookup(type_name: str) -> NodeSpec:
             f"node reference '{type_name}' names the Python standard library module '{mod_name}', "
             "which holds no testbench nodes; fix: refer to a function decorated with "
             "@stimulus/@dut/@analyzer/@sink in your own module")
+    _working_directory_importable()
     try:
         found = importlib.util.find_spec(mod_name)  # imports the parent packages, not the module
     except ModuleNotFoundError:  # a parent package is missing
@@ -527,10 +555,12 @@ def lookup(type_name: str) -> NodeSpec:
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a parent package failed to import
         raise _import_failed(type_name, mod_name, exc) from exc
     if found is None:
+        file = mod_name.replace(".", os.sep) + ".py"
         raise RegistryError(
             f"cannot import module '{mod_name}' of node reference '{type_name}': no such module is "
-            "installed or on the Python path; fix: make the module importable (install it, or run "
-            "from the folder that holds it)")
+            f"installed or on the Python path; fix: make the module importable: run testbench from "
+            f"the folder that holds {file} (now {os.getcwd()}), add that folder to PYTHONPATH, or "
+            "install the package that holds it")
     try:
         mod = importlib.import_module(mod_name)
         func = getattr(mod, attr, None)
@@ -546,6 +576,85 @@ def lookup(type_name: str) -> NodeSpec:
             f"'{type_name}' is not a node; fix: decorate it with @stimulus/@dut/@analyzer/@sink "
             "from testbench.nodes")
     return spec
+
+
+def ship_modules(address: str, specs) -> list[str]:
+    """Make the modules of ``module:function`` nodes importable on a dask.distributed cluster.
+
+    Workers unpickle node functions by module name, so a module found only on this machine's path
+    (``./my_nodes.py``) would fail there with a deserialization error. A single-file top-level
+    module is uploaded to every worker, present and future (``Client.upload_file``); a module
+    inside a package must already be importable on the workers, which is checked here.
+
+    Parameters
+    ----------
+    address : str
+        The dask.distributed scheduler, e.g. ``tcp://127.0.0.1:8786``.
+    specs : iterable of NodeSpec
+        The graph's nodes; those not in the registry were reached through a module reference.
+
+    Returns
+    -------
+    list of str
+        The files uploaded.
+
+    Raises
+    ------
+    RegistryError
+        A package module that some worker cannot import, or a module whose upload failed there.
+    """
+    modules = sorted({s.func.__module__ for s in specs if _REGISTRY.get(s.name) is not s})
+    if not modules:
+        return []
+    from distributed import Client
+
+    uploaded = []
+    with Client(address, timeout="10s") as client:
+        for name in modules:
+            spec = sys.modules[name].__spec__
+            single = "." not in name and spec.submodule_search_locations is None and \
+                str(spec.origin).endswith(".py")
+            if single:
+                try:
+                    client.upload_file(spec.origin)  # also imports it on each worker
+                except Exception as exc:  # noqa: BLE001 - the module failed on a worker
+                    raise RegistryError(
+                        f"uploading module '{name}' ({spec.origin}) to the dask workers at {address} "
+                        f"failed: {type(exc).__name__}: {exc}; fix: make the module import on the "
+                        "workers (its own imports installed there)") from exc
+                uploaded.append(spec.origin)
+                continue
+            lacking = [w for w, ok in client.run(_importable, name).items() if not ok]
+            if lacking:
+                package = spec.submodule_search_locations is not None  # origin: .../__init__.py
+                folder = Path(str(spec.origin)).parents[name.count(".") + package]
+                raise RegistryError(
+                    f"module '{name}' of a node reference cannot be imported on the dask workers "
+                    f"{', '.join(sorted(lacking))} of {address}; only single-file modules are "
+                    f"uploaded; fix: install its package on every worker, or start the workers "
+                    f"with PYTHONPATH={folder}")
+    return uploaded
+
+
+def _importable(name: str) -> bool:
+    """Whether module ``name`` can be found (run on each dask worker)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+def _working_directory_importable() -> None:
+    """Put the current working directory on ``sys.path`` (once), as ``python script.py`` does.
+
+    The ``testbench`` console script does not, so ``type: my_nodes:pulse_train`` would not find
+    ``./my_nodes.py``. Appended, not prepended: a file in the working directory never shadows an
+    installed package (and the standard library is refused by name before importing).
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+        importlib.invalidate_caches()
 
 
 def _import_failed(type_name: str, mod_name: str, exc: BaseException) -> RegistryError:
@@ -576,6 +685,9 @@ def _type_text(tp) -> str:
     elif origin is list:
         (inner,) = get_args(tp) or (Any,)
         text = f"list of {_type_text(inner)}"
+    elif origin is dict:
+        key, value = get_args(tp) or (Any, Any)
+        text = f"mapping of {_type_text(key)} to {_type_text(value)}"
     elif tp is type(None):
         text = "null"
     elif tp is Any:
@@ -629,6 +741,18 @@ def check_value(tp, value) -> tuple[Any, str | None]:
                 return value, f"list item {item!r}: {problem}"
             out.append(v)
         return _check_ranges(out, checks)
+    if origin is dict:
+        key_tp, value_tp = get_args(tp) or (Any, Any)
+        if not isinstance(value, dict):
+            return value, f"expected {_type_text(tp)}"
+        checked = {}
+        for key, item in value.items():
+            k, problem = check_value(key_tp, key)
+            v, problem = (k, problem) if problem else check_value(value_tp, item)
+            if problem:
+                return value, f"entry {key!r}: {problem}"
+            checked[k] = v
+        return checked, None
     if tp is bool:
         return (value, None) if isinstance(value, bool) else (value, "expected true or false")
     if tp is int:

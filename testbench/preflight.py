@@ -8,7 +8,8 @@
    (``@stimulus("sine", check=...)``) and run for every sweep point with the node's settings and the
    static :class:`Facts` of its upstream nodes (record length T, dt, network sizes...);
 2. the rule that every sweep point of a node gives an output of the same shape (the points are
-   stacked along the sweep dimensions: sweeping ``length_steps`` or ``weights`` cannot be stacked);
+   stacked along the sweep dimensions: sweeping ``length_steps`` or ``weights`` cannot be stacked),
+   and that nodes label networks consistently (one label, one set of weights, across nodes);
 3. an estimate of the result grid and of the run's peak memory, refused with the estimate and a fix
    when it does not fit this machine;
 4. the output target (``store.check_target``) and the scheduler: a malformed address is a graph
@@ -33,10 +34,10 @@ Examples
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from dataclasses import dataclass, replace
 
+from testbench import schema
 from testbench.errors import BackendError, GraphError, Problem, TestbenchError
 from testbench.graph import Graph, NodeDecl, scheduler_problem
 from testbench.nodes import Facts
@@ -56,8 +57,8 @@ class Plan:
     facts : dict of str to Facts
         Facts of every non-sink node, sweep dims included.
     grid_size : int
-        Values in the result: the ``metrics`` variable (product of the dims of every analyzer,
-        metrics summed), other stored variables, and saved responses.
+        Values in the result: every analyzer's metrics (the product of its dims, ``metric``
+        included), other stored variables, and saved responses.
     samples : int
         Simulated samples (cells x sweep points x T over every DUT).
     peak_bytes : int
@@ -117,6 +118,7 @@ def preflight(graph: Graph, *, output: str | None = None, scheduler: str | None 
         problems.append(Problem(scheduler_problem(scheduler), "--scheduler",
                                 fix="e.g. --scheduler threads, or --scheduler tcp://127.0.0.1:8786"))
     facts = _node_facts(graph, problems)
+    problems.extend(_label_problems(graph, facts))
     plan = None
     if not problems:
         plan = _estimate(graph, facts, sched)
@@ -139,16 +141,37 @@ def preflight(graph: Graph, *, output: str | None = None, scheduler: str | None 
 def _node_facts(graph: Graph, problems: list[Problem]) -> dict[str, Facts]:
     """Run every node's hook over its sweep points, in topological order; collect problems."""
     facts: dict[str, Facts] = {}
+    dims = schema.sweep_dims(graph)
     for name, decl in graph.nodes.items():
         inputs = {p: facts.get(src) for p, src in decl.inputs.items()}
         if None in inputs.values():  # an upstream node failed its own checks
             continue
         points = _points_facts(graph, decl, inputs, problems)
         if points is not None and decl.spec.kind != "sink":  # a sink produces no output
-            combined = _stack(graph, decl, points, problems)
+            combined = _stack(graph, decl, points, dims[name], problems)
             if combined is not None:
                 facts[name] = combined
     return facts
+
+
+def _label_problems(graph: Graph, facts: dict[str, Facts]) -> list[Problem]:
+    """Two nodes giving one network label to different weights (checksums) would share the
+    result's ``network`` coordinate: refused at the second node's weights."""
+    seen: dict[str, tuple[str, str, str]] = {}  # label -> (checksum, source, node)
+    problems = []
+    for name, f in facts.items():
+        labels = f.coords.get(schema.NETWORK, ())
+        for label, digest, source in zip(labels, f.coords.get(schema.CHECKSUM, ()),
+                                         f.coords.get(schema.SOURCE, ())):
+            digest0, source0, node0 = seen.setdefault(label, (digest, source, name))
+            if digest0 != digest:
+                problems.append(_problem(
+                    graph, graph.nodes[name], "settings.weights",
+                    f"{source} and {source0} (node '{node0}') are different networks with the same "
+                    f"label '{label}'; the result's '{schema.NETWORK}' dimension needs one label "
+                    "per network",
+                    f"give explicit labels, e.g. weights: {{{label}-b: {source}}}"))
+    return problems
 
 
 def _settings(decl: NodeDecl, point: dict) -> dict:
@@ -197,8 +220,9 @@ def _default_facts(kind: str, inputs: dict[str, Facts]) -> Facts:
     return Facts(dims, coords, timed[0].length_steps, timed[0].dt)
 
 
-def _stack(graph, decl, points, problems) -> Facts | None:
-    """One node's facts: its sweep points stacked along new dims, which needs equal shapes."""
+def _stack(graph, decl, points, sweep_dims: dict[str, str], problems) -> Facts | None:
+    """One node's facts: its sweep points stacked along new dims (``sweep_dims``: the dim of each
+    swept setting), which needs equal shapes."""
     (p0, f0), *rest = points
     for p, f in rest:
         if (f.dims, f.coords, f.length_steps) != (f0.dims, f0.coords, f0.length_steps):
@@ -211,7 +235,7 @@ def _stack(graph, decl, points, problems) -> Facts | None:
                 "stacked along the sweep dimensions, which needs one shape",
                 _stack_fix(decl, key)))
             return None
-    dims = {k: len(v) for k, v in decl.sweep.items()}
+    dims = {sweep_dims[k]: len(v) for k, v in decl.sweep.items()}
     eager = sum(f.eager_bytes for _, f in points) * (2 if rest else 1)  # parts + their concat
     dt = f0.dt if all(f.dt == f0.dt for _, f in rest) else None  # a swept dt: a coordinate
     return replace(f0, dims={**dims, **f0.dims}, dt=dt, eager_bytes=eager)
@@ -220,7 +244,7 @@ def _stack(graph, decl, points, problems) -> Facts | None:
 def _stack_fix(decl: NodeDecl, key: str) -> str:
     if key == "weights":
         return (f"list the networks in settings.weights instead of sweeping them (they form one "
-                f"(dataset, network_size) grid): e.g. --set {decl.name}.weights=[A,B]")
+                f"'{schema.NETWORK}' dimension): e.g. --set {decl.name}.weights=[A,B]")
     if key == "length_steps":
         return (f"run one graph per length (e.g. --set {decl.name}.length_steps=N for each N); "
                 "records of different lengths cannot share a 'time' axis")
@@ -283,23 +307,16 @@ def available_memory() -> int:
 
 def _estimate(graph: Graph, facts: dict[str, Facts], scheduler: str) -> Plan:
     plan = Plan(facts, available_bytes=available_memory(), workers=_workers(scheduler))
-    metric_dims: dict[str, int] = {}
-    n_metrics = 0
     for name, decl in graph.nodes.items():
         f = facts.get(name)
         if f is None:
             continue
-        if decl.spec.kind == "analyzer":
-            if "metric" in f.dims:
-                n_metrics += f.dims["metric"]
-                metric_dims.update({d: n for d, n in f.dims.items() if d != "metric"})
-            else:
-                plan.grid_size += f.size
+        if decl.spec.kind == "analyzer":  # each metric stored once, with its analyzer's dims
+            plan.grid_size += f.size
         if decl.spec.kind == "dut":
             plan.samples += f.size * (f.length_steps or 0)
             if graph.save_responses:
                 plan.grid_size += f.size * (f.length_steps or 0)
-    plan.grid_size += n_metrics * math.prod(metric_dims.values())
     eager = sum(f.eager_bytes for f in facts.values())
     blocks = [f.block.nbytes for f in facts.values() if f.block is not None]
     local = scheduler in ("synchronous", "threads", "processes")

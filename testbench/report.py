@@ -1,25 +1,33 @@
 """Reports from result stores: summary tables and the offline HTML reproduction report.
 
 :func:`summary` / :func:`format_summary` give the Table-1-style mean ± std of every metric per
-network that ``testbench show`` prints and the ``summary_table`` sink writes.
+network that ``testbench show`` prints and the ``summary_table`` sink writes
+(:func:`flat_columns` for CSV); :func:`format_ablation` is ``show`` of a store of ablation results.
 
-``testbench report RESULTS -o DIR`` (see :func:`add_report_command`) or :func:`write_report` reads a
-store written by ``testbench run graphs/paper.yaml`` and writes ``DIR/index.html`` beside its
-figures. Sections (paper numbering):
+``testbench report RESULTS -o DIR [--sel DIM=VALUE ...]`` (see :func:`add_report_command`) or
+:func:`write_report` reads a store written by ``testbench run graphs/paper.yaml`` and writes
+``DIR/index.html`` beside its figures (PNG) and tables (CSV, one header row). A swept store is
+reported at one point of each sweep (``--sel``, :func:`select_point`). Sections (paper numbering):
 
 * Table 1: mean ± std over cells of settling time, delta response, amplitude, correlation and
-  frequency for each dataset's ``table_size``-cell network, and the fractions of excitatory /
+  frequency for each ``size``-cell network (default 128), and the fractions of excitatory /
   inhibitory cells by the sign of delta response and of correlation;
 * Figs. 2C-G, 3A-E: sorted distributions of every metric;
 * Fig. 2B: hidden states of the MNIST network reading one test digit, cells sorted by settling time
   (needs the MNIST data; skipped with a note otherwise);
 * Fig. 4 and predictive validity: ablation impact of cells sorted by delta response and by
-  amplitude with a moving trend; Spearman/Kendall with bootstrap CIs, permutation p-values and
-  top-k overlap (:mod:`testbench.validity`);
+  amplitude with a moving trend, per knock-out mode; Spearman/Kendall with bootstrap CIs,
+  permutation p-values, top-k overlap and Holm / Benjamini-Hochberg adjusted p-values
+  (:mod:`testbench.validity`);
 * Fig. 5 and capacity: each metric against network size with power-law fits
-  (:mod:`testbench.capacity`).
+  (:mod:`testbench.capacity`);
+* Bode view, when the store holds ``gain`` and ``phase_lag`` over a ``frequency`` sweep
+  (:func:`testbench.bode.fig_bode`).
 
-Figures use matplotlib's Agg backend; the page references only files in ``DIR``.
+Names read as words (:func:`label`, one table :data:`LABELS`) and units as the store gives them,
+with analyzer times in steps where the stimulus's dt is 1 (:func:`metrics_in_words`). Figures use
+matplotlib's Agg backend and accept lazily opened stores; the page references only files in
+``DIR``.
 """
 
 from __future__ import annotations
@@ -33,8 +41,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from testbench import schema
 from testbench import store as S
-from testbench.analyzers._apply import FREQUENCY_UNIT, TIME_UNIT
+from testbench.analysis import FREQUENCY_UNIT, TIME_UNIT
 from testbench.errors import TestbenchError
 
 TABLE1_METRICS = ("settling_time", "delta_response", "amplitude", "correlation", "frequency")
@@ -56,26 +65,26 @@ def summary(metrics: xr.DataArray) -> pd.DataFrame:
     Returns
     -------
     pd.DataFrame
-        One row per combination of the remaining dims (e.g. dataset, network_size, frequency);
+        One row per combination of the remaining dims (e.g. network, frequency);
         columns ``(metric, stat)`` with stat in ``mean``, ``std`` (population std, ddof=0) and
         ``n`` (cells with a defined value).
     """
     metrics = metrics.load()
     stats = xr.concat(
-        [metrics.mean("cell", skipna=True), metrics.std("cell", skipna=True),
-         metrics.notnull().sum("cell").astype(float)],
+        [metrics.mean(schema.CELL, skipna=True), metrics.std(schema.CELL, skipna=True),
+         metrics.notnull().sum(schema.CELL).astype(float)],
         dim=pd.Index(["mean", "std", "n"], name="stat"),
     )
     keep = [c for c in stats.coords if c in stats.dims]
     stats = stats.reset_coords([c for c in stats.coords if c not in keep], drop=True)
     frame = stats.to_dataframe(name="value")["value"]
-    rows = [d for d in stats.dims if d not in ("metric", "stat")]
-    table = frame.unstack(["metric", "stat"]) if rows else frame.to_frame().T
+    rows = [d for d in stats.dims if d not in (schema.METRIC, "stat")]
+    table = frame.unstack([schema.METRIC, "stat"]) if rows else frame.to_frame().T
     if not rows:
-        table.columns = pd.MultiIndex.from_tuples(table.columns, names=["metric", "stat"])
-    metric_order = list(map(str, metrics["metric"].values))
+        table.columns = pd.MultiIndex.from_tuples(table.columns, names=[schema.METRIC, "stat"])
+    metric_order = list(map(str, metrics[schema.METRIC].values))
     table = table.reindex(columns=pd.MultiIndex.from_product([metric_order, ["mean", "std", "n"]],
-                                                             names=["metric", "stat"]))
+                                                             names=[schema.METRIC, "stat"]))
     return table
 
 
@@ -163,42 +172,81 @@ def _node_dt(settings: dict, node: str, seen: frozenset = frozenset()) -> float 
 
 
 def metrics_in_words(ds: xr.Dataset) -> xr.DataArray:
-    """``ds.metrics`` with units in words for figures: dimensionless metrics without a unit,
-    analyzer times in ``steps`` (frequencies in ``cycles per step``) where the stimulus's ``dt``
-    is 1 (read from the store's provenance), else in ``time units``.
+    """The metrics of a store (:func:`testbench.schema.metrics`) with units in words for figures:
+    dimensionless metrics without a unit, analyzer times in ``steps`` (frequencies in ``cycles
+    per step``) where the stimulus's ``dt`` is 1 (read from the store's provenance), else in
+    ``time units``.
 
     Parameters
     ----------
     ds : xr.Dataset
-        A result store (lazy or loaded) with ``metrics`` and its ``units`` coordinate.
+        A result store (lazy or loaded) with metric variables.
 
     Returns
     -------
     xr.DataArray
-        ``ds.metrics`` (still lazy if it was) with the ``units`` coordinate replaced and, for a
-        ``frequency`` sweep dim, a ``units`` attribute on its coordinate.
+        Dims ``(network, cell, metric, *sweeps)``, still lazy if ``ds`` was, with the ``units``
+        coordinate in words and, for a ``frequency`` sweep dim, a ``units`` attribute in words on
+        its coordinate.
     """
-    return _in_words(ds)["metrics"]
-
-
-def _in_words(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with the ``units`` coordinate of :func:`metrics_in_words`."""
-    metrics = ds["metrics"]
-    if "units" not in metrics.coords:
-        return ds
+    metrics = schema.metrics(ds)
     settings = json.loads(ds.attrs.get("settings", "{}") or "{}")
-    names = [str(m) for m in metrics["metric"].values]
-    units = [str(u) for u in np.asarray(metrics["units"].values)]
-    nodes = ([str(a) for a in np.asarray(metrics["analyzer"].values)] if "analyzer" in metrics.coords
-             else [None] * len(names))
-    dts = {n: _node_dt(settings, a) if a else None for n, a in zip(names, nodes)}
-    out = ds.assign_coords(units=("metric", [_unit_words(u, dts[n]) for n, u in zip(names, units)]))
-    if "frequency" in metrics.dims:
-        sweeps = [n for n, d in settings.items() if "frequency" in d.get("sweep", {})]
+    names = [str(m) for m in metrics[schema.METRIC].values]
+    units = [str(u) for u in np.asarray(metrics[schema.UNITS].values)]
+    nodes = [str(a) for a in np.asarray(metrics[schema.ANALYZER].values)]
+    words = [_unit_words(u, _node_dt(settings, a) if a else None) for u, a in zip(units, nodes)]
+    out = metrics.assign_coords({schema.UNITS: (schema.METRIC, words)})
+    if BODE_DIM in out.dims:
+        sweeps = [n for n, d in settings.items() if BODE_DIM in d.get("sweep", {})]
         dt = _node_dt(settings, sweeps[0]) if len(sweeps) == 1 else None
-        unit = out["frequency"].attrs.get("units", FREQUENCY_UNIT)
-        out = out.assign_coords(frequency=out["frequency"].assign_attrs(units=_unit_words(unit, dt)))
+        unit = _unit_words(out[BODE_DIM].attrs.get("units", FREQUENCY_UNIT), dt)
+        out = out.assign_coords({BODE_DIM: out[BODE_DIM].assign_attrs(units=unit)})
     return out
+
+
+def plain_labels(metrics: xr.DataArray, settings: dict) -> xr.DataArray:
+    """Metrics labelled for the report when analyzers share metric names.
+
+    The store labels every metric of a name that two analyzers produce ``<node>.<metric>``
+    (:func:`testbench.schema.metric_labels`). Here the first analyzer of each such name (in graph
+    order) gets the plain name back, so the report's tables find ``settling_time`` of
+    ``graphs/paper.yaml``'s default step analyzer beside ``step_paper_band.settling_time``; a
+    later one keeps its ``<node>.`` label, and is left out where it repeats the first (same
+    definition, same inputs: e.g. the delta response of a second step analyzer that differs only
+    in its settling band).
+
+    Parameters
+    ----------
+    metrics : xr.DataArray
+        ``(network, cell, metric, ...)`` with the ``analyzer`` and ``definition`` coordinates
+        along ``metric`` (:func:`metrics_in_words`).
+    settings : dict
+        The store's provenance (``json.loads(ds.attrs["settings"])``): each node's inputs.
+
+    Returns
+    -------
+    xr.DataArray
+        ``metrics`` relabelled, without the repeated metrics.
+    """
+    names = [str(m) for m in metrics[schema.METRIC].values]
+    nodes = [str(a) for a in np.asarray(metrics[schema.ANALYZER].values)]
+    texts = [str(d) for d in np.asarray(metrics[schema.DEFINITION].values)]
+    first: dict[str, int] = {}
+    labels, keep = [], []
+    for i, (name, node) in enumerate(zip(names, nodes)):
+        bare = name[len(node) + 1:] if name.startswith(f"{node}.") else name
+        if bare not in first and bare not in names:
+            first[bare] = i
+            labels.append(bare)
+            keep.append(i)
+            continue
+        j = first.get(bare)
+        inputs = settings.get(node, {}).get("inputs")
+        if j is None or texts[i] != texts[j] or inputs != settings.get(nodes[j], {}).get("inputs"):
+            labels.append(name)
+            keep.append(i)
+    out = metrics.isel({schema.METRIC: keep})
+    return out.assign_coords({schema.METRIC: labels})
 
 
 def unit_suffix(metrics: xr.DataArray, name: str) -> str:
@@ -223,7 +271,7 @@ def _signed(metrics: xr.DataArray, name: str) -> bool:
 # ------------------------------------------------------------------------ selecting a point
 
 #: Dims every report section keeps; any other dim of ``metrics`` is a sweep to select.
-REPORT_DIMS = ("dataset", "network_size", "cell", "metric")
+REPORT_DIMS = (schema.NETWORK, schema.CELL, schema.METRIC)
 #: The sweep the Bode figure shows whole (:func:`testbench.bode.fig_bode`).
 BODE_DIM = "frequency"
 
@@ -282,13 +330,16 @@ def _shown(values, limit: int = 20) -> str:
 
 
 def _check(ds: xr.Dataset, store) -> None:
-    if "metrics" not in ds:
-        raise ReportError(f"'{store}' holds no 'metrics' variable (has: {', '.join(ds.data_vars)}); "
-                          "fix: run graphs/paper.yaml (or any graph with step/sine analyzers)")
-    missing = [d for d in REPORT_DIMS if d not in ds.metrics.dims]
-    if missing:
-        raise ReportError(f"'{store}': metrics lack dims {missing}; fix: characterize zoo networks "
-                          "(their metadata names the dataset) and do not --sel those dims")
+    if not schema.metric_labels(ds):
+        raise ReportError(f"'{store}' holds no metric variables (has: "
+                          f"{', '.join(map(str, ds.data_vars)) or 'none'}); fix: run "
+                          "graphs/paper.yaml (or any graph with step/sine analyzers)")
+
+
+def _of_size(metrics: xr.DataArray, size: int) -> xr.DataArray:
+    """The networks of ``size`` cells."""
+    sizes = np.asarray(metrics[schema.NETWORK_SIZE].values)
+    return metrics.isel({schema.NETWORK: np.flatnonzero(sizes == size)})
 
 
 def _swept(metrics: xr.DataArray) -> list[str]:
@@ -296,7 +347,7 @@ def _swept(metrics: xr.DataArray) -> list[str]:
 
 
 def _has_bode(metrics: xr.DataArray) -> bool:
-    names = {str(m) for m in metrics["metric"].values}
+    names = {str(m) for m in metrics[schema.METRIC].values}
     return {"gain", "phase_lag"} <= names and metrics.sizes.get(BODE_DIM, 0) >= 2
 
 
@@ -320,12 +371,12 @@ def _sweep_error(store, metrics: xr.DataArray, swept: list[str]) -> ReportError:
 
 def table1(metrics: xr.DataArray, *, size: int = TABLE_SIZE,
            names: tuple[str, ...] = TABLE1_METRICS) -> pd.DataFrame:
-    """Table 1: ``mean ± std`` over cells of each metric for every dataset's ``size``-cell network.
+    """Table 1: ``mean ± std`` over cells of each metric for every ``size``-cell network.
 
     Parameters
     ----------
     metrics : xr.DataArray
-        ``(dataset, network_size, cell, metric)``.
+        ``(network, cell, metric)`` (:func:`testbench.schema.metrics`).
     size : int
         Network size of the table. Default 128.
     names : tuple of str
@@ -334,11 +385,166 @@ def table1(metrics: xr.DataArray, *, size: int = TABLE_SIZE,
     Returns
     -------
     pd.DataFrame
-        Index dataset; columns ``(metric, stat)`` with stat ``mean``, ``std``, ``n``
-        (:func:`summary`).
+        Index network (the ``size``-cell ones); columns ``(metric, stat)`` with stat ``mean``,
+        ``std``, ``n`` (:func:`summary`).
     """
-    names = [n for n in names if n in metrics["metric"].values]
-    return summary(metrics.sel(network_size=size, metric=names))
+    names = [n for n in names if n in metrics[schema.METRIC].values]
+    return summary(_of_size(metrics, size).sel({schema.METRIC: names}))
+
+
+#: Table 1 of the paper (Section 5.2: 128-cell networks, mean ± std over cells), each row exactly
+#: as the paper's text gives it (tab-separated: dataset, settle time, output change, amplitude,
+#: correlation, frequency), keyed by the zoo's dataset name.
+PAPER_TABLE1 = {
+    "mnist": "Sequential-MNIST [24]\t$6.96 \\pm 4.08$\t$-0.04 \\pm 0.58$\t$0.73 \\pm 0.30$\t"
+             "$0.17 \\pm 0.08$\t$9.83 \\pm 0.46$",
+    "sp500": "S&P 500 Stock [2]\t$5.62 \\pm 1.73$\t$0.02 \\pm 0.16$\t$0.31 \\pm 0.05$\t"
+             "$0.03 \\pm 0.02$\t$2.86 \\pm 2.19$",
+    "co2": "CO <sub>2</sub> Concentrations [1]\t$5.65 \\pm 1.64$\t$0.01 \\pm 0.12$\t"
+           "$0.27 \\pm 0.04$\t$0.03 \\pm 0.01$\t$9.83 \\pm 0.08$",
+    "protein": "Protein Sequencing [31]\t$7.96 \\pm 6.65$\t$0.08 \\pm 0.54$\t$0.68 \\pm 0.22$\t"
+               "$2.07 \\pm 1.21$\t$10.36 \\pm 1.65$",
+}
+#: The paper's settling band as ours: 2 % of |final| (python-control ``step_info``'s default),
+#: the band that its settle times imply (issue 13: CO2 5.27 against 5.65).
+PAPER_BAND = {"band_frac": 0.02, "band_reference": "final"}
+#: Columns of :func:`table1_beside_paper`: (title, the paper's column (index into its row, None:
+#: not in the paper), what ours is and why it is comparable).
+BESIDE_COLUMNS = (
+    ("settling time, 2 % of |final|", 0,
+     "settling time of a second step analyzer with band_frac 0.02, band_reference final (the "
+     "band the paper's values imply; in steps)"),
+    ("settling time, 10 % of |delta|", None,
+     "our default: the paper's Definition 3 (90 % window) relative to the step of the response"),
+    ("output change", 1, "delta response, final - initial (Definition 2)"),
+    ("amplitude", 2, "peak-to-peak of the steady-state sine response (Definition 4)"),
+    ("|correlation| / T", 3,
+     "|correlation_per_sample|: the paper's values equal |sum (x - mean x)(y - mean y)| / T, not "
+     "its Definition 5 (which grows with T)"),
+    ("frequency / input frequency", 4,
+     "response frequency divided by the stimulus frequency (1: the cell follows its input, 2: "
+     "second harmonic); the paper's column is in cycles per unit of an input frequency it does "
+     "not state"),
+)
+
+
+def _paper_cells(dataset: str) -> list[str]:
+    """The paper's Table 1 values of ``dataset`` as ``mean ± std`` text."""
+    return [c.strip("$").replace(r" \pm ", " ± ") for c in PAPER_TABLE1[dataset].split("\t")[1:]]
+
+
+def _node_setting(settings: dict, node: str, key: str):
+    """Setting ``key`` of node ``node`` from the store's provenance (given, else the node type's
+    default); None when the node is unknown, the setting swept or the type not registered."""
+    from testbench.nodes import registry
+
+    decl = settings.get(node)
+    if not isinstance(decl, dict) or key in decl.get("sweep", {}):
+        return None
+    if key in decl.get("settings", {}):
+        return decl["settings"][key]
+    try:
+        spec = registry().get(str(decl.get("type")))
+    except TestbenchError:
+        return None
+    return spec.settings[key].default if spec is not None and key in spec.settings else None
+
+
+def _beside_values(metrics: xr.DataArray, settings: dict) -> dict[str, xr.DataArray | None]:
+    """Per-cell values ``(network, cell)`` of each :data:`BESIDE_COLUMNS` title (None when the
+    store lacks what it needs)."""
+    names = [str(m) for m in metrics[schema.METRIC].values]
+    nodes = [str(a) for a in np.asarray(metrics[schema.ANALYZER].values)]
+
+    def get(name):
+        return (metrics.sel({schema.METRIC: name}).reset_coords(drop=True)
+                if name in names else None)
+
+    band = [m for m, node in zip(names, nodes) if m.rsplit(".", 1)[-1] == "settling_time"
+            and all(_node_setting(settings, node, k) == v for k, v in PAPER_BAND.items())]
+    freq = None
+    if "frequency" in names:
+        node = nodes[names.index("frequency")]
+        stimulus = settings.get(node, {}).get("inputs", {}).get("stimulus")
+        f_in = _node_setting(settings, stimulus, "frequency") if stimulus else None
+        freq = get("frequency") / float(f_in) if isinstance(f_in, (int, float)) and f_in else None
+    per_sample = get("correlation_per_sample")
+    values = [get(band[0]) if band else None, get("settling_time"), get("delta_response"),
+              get("amplitude"), abs(per_sample) if per_sample is not None else None, freq]
+    return dict(zip([c[0] for c in BESIDE_COLUMNS], values))
+
+
+def table1_beside_paper(metrics: xr.DataArray, settings: dict, *,
+                        size: int = TABLE_SIZE) -> pd.DataFrame:
+    """Table 1 beside the paper's: its values quoted, ours in its units, per network and seed.
+
+    Parameters
+    ----------
+    metrics : xr.DataArray
+        ``(network, cell, metric)`` (:func:`testbench.schema.metrics`), with the network
+        coordinates ``dataset``, ``variant`` and ``seed``.
+    settings : dict
+        The store's provenance (``json.loads(ds.attrs["settings"])``): which analyzer used the
+        paper's band (:data:`PAPER_BAND`) and the sine's frequency.
+    size : int
+        Network size. Default 128 (the paper's).
+
+    Returns
+    -------
+    pd.DataFrame
+        Index ``(dataset, row)``: per dataset of the paper present in ``metrics``, the row
+        ``paper (Table 1)``, one row per ``size``-cell network (``LABEL (variant, seed S)``) and,
+        for a variant with several seeds, ``VARIANT: mean over N seeds [95 % CI]`` (the mean over
+        cells per seed, then a t-interval across seeds, :func:`testbench.capacity.across`).
+        Columns: the titles of :data:`BESIDE_COLUMNS`, as text ``mean ± std`` over cells; ``n/a``
+        where the store lacks the metric, ``-`` where the paper has no such column.
+    """
+    from testbench.capacity import across
+
+    m = _of_size(metrics, size).load()
+    values = _beside_values(m, settings)
+    titles = [c[0] for c in BESIDE_COLUMNS]
+    nets = pd.DataFrame({c: np.asarray(m[c].values) for c in
+                         (schema.NETWORK, schema.DATASET, schema.VARIANT, schema.SEED)})
+    rows = {}
+    for dataset in PAPER_TABLE1:
+        group = nets[nets[schema.DATASET] == dataset]
+        if group.empty:
+            continue
+        paper = _paper_cells(dataset)
+        rows[(dataset, "paper (Table 1)")] = [paper[c[1]] if c[1] is not None else "-"
+                                              for c in BESIDE_COLUMNS]
+        means = {}
+        for _, net in group.iterrows():
+            cells = []
+            for title in titles:
+                v = values[title]
+                if v is None:
+                    cells.append("n/a")
+                    continue
+                v = v.sel({schema.NETWORK: net[schema.NETWORK]}).values
+                v = v[np.isfinite(v)]
+                means[(net[schema.VARIANT], net[schema.SEED], title)] = (
+                    v.mean() if v.size else np.nan)
+                cells.append(f"{v.mean():.3g} ± {v.std():.2g}" if v.size else "n/a")
+            seed = "seed ?" if net[schema.SEED] == schema.UNKNOWN_SEED else f"seed {net[schema.SEED]}"
+            rows[(dataset, f"{net[schema.NETWORK]} ({net[schema.VARIANT]}, {seed})")] = cells
+        if not means:
+            continue
+        index = pd.MultiIndex.from_tuples(list(means), names=["variant", "seed", "column"])
+        spread = across(pd.DataFrame({"mean": list(means.values())}, index=index), "seed",
+                        column="mean")
+        for variant in dict.fromkeys(index.get_level_values("variant")):
+            at = spread.loc[variant]
+            n = int(at["n"].max())
+            if n < 2:
+                continue
+            rows[(dataset, f"{variant}: mean over {n} seeds [95 % CI]")] = [
+                f"{at.loc[t, 'mean']:.3g} [{at.loc[t, 'lo']:.3g}, {at.loc[t, 'hi']:.3g}]"
+                if t in at.index and np.isfinite(at.loc[t, "mean"]) else "n/a" for t in titles]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=titles)
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["dataset", "row"])
+    return table
 
 
 def flat_columns(table: pd.DataFrame) -> pd.DataFrame:
@@ -359,15 +565,18 @@ def sign_fractions(metrics: xr.DataArray, *, size: int = TABLE_SIZE) -> pd.DataF
     Returns
     -------
     pd.DataFrame
-        Index dataset; columns ``delta_response excitatory``, ``... inhibitory`` and the same for
-        ``correlation``: fractions of the cells with a defined value, in [0, 1].
+        Index network (the ``size``-cell ones); columns ``delta_response excitatory``, ``...
+        inhibitory`` and the same for ``correlation``: fractions of the cells with a defined
+        value, in [0, 1]; only for those of the two metrics the store holds.
     """
     out = {}
     for name in ("delta_response", "correlation"):
-        m = metrics.sel(network_size=size, metric=name)
-        n = m.notnull().sum("cell")
-        out[f"{name} excitatory"] = ((m > 0).sum("cell") / n).to_series()
-        out[f"{name} inhibitory"] = ((m < 0).sum("cell") / n).to_series()
+        if name not in metrics[schema.METRIC].values:
+            continue
+        m = _of_size(metrics, size).sel({schema.METRIC: name}).reset_coords(drop=True)
+        n = m.notnull().sum(schema.CELL)
+        out[f"{name} excitatory"] = ((m > 0).sum(schema.CELL) / n).to_series()
+        out[f"{name} inhibitory"] = ((m < 0).sum(schema.CELL) / n).to_series()
     return pd.DataFrame(out)
 
 
@@ -377,7 +586,8 @@ def _table1_html(t1: pd.DataFrame, fr: pd.DataFrame, metrics: xr.DataArray) -> s
         rows[d] = {axis_label(metrics, m): (f"{row[(m, 'mean')]:.4g} ± {row[(m, 'std')]:.3g}"
                                             if np.isfinite(row[(m, 'mean')]) else "n/a")
                    for m in dict.fromkeys(t1.columns.get_level_values(0))}
-        rows[d].update({label(k): f"{v:.0%}" for k, v in fr.loc[d].items()})
+        if d in fr.index:
+            rows[d].update({label(k): f"{v:.0%}" for k, v in fr.loc[d].items()})
     return pd.DataFrame(rows).T.to_html(classes="t", border=0)
 
 
@@ -392,19 +602,17 @@ def ablation_metrics(ds: xr.Dataset) -> xr.DataArray:
 def format_ablation(ds: xr.Dataset, store, *, markdown: bool = False) -> str:
     """``testbench show`` of a store holding ablation results: test error with each cell knocked
     out and its impact (knocked-out minus intact), mean ± std over cells per network (and
-    knock-out mode), the intact errors and the error units per dataset."""
+    knock-out mode), the intact errors and the error units per network."""
     table = summary(S.load(ablation_metrics(ds), store))
     lines = [format_summary(table, markdown=markdown), ""]
     if "ablation_intact" in ds:
-        intact = S.load(ds["ablation_intact"], store).to_series().dropna()
-        lines.append("intact test error: " + ", ".join(
-            f"{'/'.join(map(str, k)) if isinstance(k, tuple) else k}: {v:.4g}"
-            for k, v in intact.items()))
+        lines.append(f"intact test error: {_intact_text(ds, store)}")
     if "error_metric" in ds.coords and "error_units" in ds.coords:
         errors = S.load(ds[["error_metric", "error_units"]].reset_coords(), store)
+        along = errors["error_metric"].dims[0]  # network (or dataset)
         lines.append("errors: " + ", ".join(
             f"{d}: {label(str(m))}{f' [{u}]' if str(u) not in ('', '1') else ''}"
-            for d, m, u in zip(errors["dataset"].values, errors["error_metric"].values,
+            for d, m, u in zip(errors[along].values, errors["error_metric"].values,
                                errors["error_units"].values)))
     return "\n".join(lines)
 
@@ -419,21 +627,22 @@ CAPACITY_METRICS = ("settling_time", "delta_response", "amplitude", "correlation
 def fig_sorted(metrics: xr.DataArray, *, size: int = TABLE_SIZE):
     """Figs. 2C-G / 3A-E: each metric's values over the ``size``-cell networks, sorted ascending.
 
-    ``metrics``: dims ``(dataset, network_size, cell, metric)``, lazy or loaded; returns a
-    matplotlib figure with one panel per metric, titled in words with the metric's unit.
+    ``metrics``: dims ``(network, cell, metric)`` (:func:`metrics_in_words`), lazy or loaded;
+    returns a matplotlib figure with one panel per metric, titled in words with the metric's
+    unit, one line per ``size``-cell network.
     """
     plt = _plt()
-    metrics = metrics.sel(network_size=size).load()
-    names = [str(m) for m in metrics["metric"].values]
+    metrics = _of_size(metrics, size).load()
+    names = [str(m) for m in metrics[schema.METRIC].values]
     cols = 4
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False,
                              layout="constrained")
     for ax, name in zip(axes.flat, names):
-        for d in metrics["dataset"].values:
-            v = metrics.sel(dataset=d, metric=name).values
+        for net in metrics[schema.NETWORK].values:
+            v = metrics.sel({schema.NETWORK: net, schema.METRIC: name}).values
             v = np.sort(v[np.isfinite(v)])
-            ax.plot(np.arange(len(v)), v, ".-", ms=2, lw=1, label=str(d))
+            ax.plot(np.arange(len(v)), v, ".-", ms=2, lw=1, label=str(net))
         ax.axhline(0, color="0.7", lw=0.5)
         ax.set_title(axis_label(metrics, name), fontsize=9)
         ax.set_xlabel("cell rank (ascending)")
@@ -444,37 +653,52 @@ def fig_sorted(metrics: xr.DataArray, *, size: int = TABLE_SIZE):
     return fig
 
 
-def _error_label(impact: xr.DataArray, dataset) -> str:
-    """``Δ test <error metric> [unit]`` of one dataset's ablation impact."""
-    at = impact.sel(dataset=dataset)
+def _error_label(impact: xr.DataArray, network) -> str:
+    """``Δ test <error metric> [unit]`` of one network's ablation impact."""
+    at = impact.sel({schema.NETWORK: network})
     metric = str(np.asarray(at["error_metric"].values)) if "error_metric" in at.coords else "error"
     unit = str(np.asarray(at["error_units"].values)) if "error_units" in at.coords else ""
     return f"Δ test {label(metric)}{f' [{unit}]' if unit not in ('', '1') else ''}"
 
 
-def fig_trend(metrics: xr.DataArray, impact: xr.DataArray, *, metric: str, window: int = 15):
-    """Fig. 4: ablation impact of the cells sorted by ``metric``, moving mean ± moving std.
+#: Cells per moving window of Fig. 4: the paper's caption ("a moving average filter on the 23
+#: ablated impact of individual neurons").
+TREND_WINDOW = 23
+#: Shuffles of the Fig. 4 permutation band (:func:`testbench.validity.moving_band`).
+TREND_PERMUTATIONS = 200
+
+
+def fig_trend(metrics: xr.DataArray, impact: xr.DataArray, *, metric: str,
+              window: int = TREND_WINDOW, n_perm: int = TREND_PERMUTATIONS, seed: int = 0):
+    """Fig. 4 as the paper draws it, with a chance band: ablation impact of the cells ranked by
+    ``metric``, the moving mean ± moving std of the impacts, the metric's own curve on a
+    right-hand axis, and the 2.5-97.5 % band of the moving mean of randomly permuted impacts.
 
     Parameters
     ----------
     metrics : xr.DataArray
-        ``(dataset, network_size, cell, metric)``, lazy or loaded.
+        ``(network, cell, metric)`` (:func:`metrics_in_words`), lazy or loaded.
     impact : xr.DataArray
-        ``ablation_impact`` at one knock-out mode ``(dataset, network_size, cell)``; its ``mode``
+        ``ablation_impact`` at one knock-out mode ``(network, cell)``; its ``mode``
         (a scalar coordinate, or the ``mode`` attribute) is shown in the titles, its
         ``error_metric`` / ``error_units`` coordinates in the axis labels.
     metric : str
         Metric that orders the cells.
     window : int
-        Cells per moving window, >= 1.
+        Cells per moving window, >= 1. Default 23 (the paper's).
+    n_perm : int
+        Permutations of the chance band (:func:`testbench.validity.moving_band`), >= 1.
+    seed : int
+        Seed of the permutations.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per dataset with ablated networks; each cell's impact is a thin vertical line
-        (no two overlap at any number of cells).
+        One panel per ablated network; each cell's impact is a thin vertical line (no two overlap
+        at any number of cells); each title gives the fraction of ranks where the moving mean
+        leaves the chance band (about 5 % by chance, pointwise).
     """
-    from testbench.validity import moving_trend
+    from testbench.validity import moving_band, moving_trend
 
     plt = _plt()
     metrics, impact = metrics.load(), impact.load()
@@ -482,53 +706,70 @@ def fig_trend(metrics: xr.DataArray, impact: xr.DataArray, *, metric: str, windo
         mode = str(impact["mode"].values)
     else:
         mode = impact.attrs.get("mode")
-    datasets = [d for d in impact["dataset"].values if np.isfinite(impact.sel(dataset=d)).any()]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.4), squeeze=False,
+    nets = [n for n in impact[schema.NETWORK].values
+            if np.isfinite(impact.sel({schema.NETWORK: n})).any()]
+    fig, axes = plt.subplots(1, len(nets), figsize=(4.8 * len(nets), 3.6), squeeze=False,
                              layout="constrained")
-    for ax, d in zip(axes.flat, datasets):
-        y = impact.sel(dataset=d)
-        size = int(y["network_size"].values[np.isfinite(y).any("cell").values][0])
-        frame = moving_trend(metrics.sel(dataset=d, network_size=size, metric=metric).values,
-                             y.sel(network_size=size).values, window=window)
+    for ax, net in zip(axes.flat, nets):
+        frame = moving_trend(metrics.sel({schema.NETWORK: net, schema.METRIC: metric}).values,
+                             impact.sel({schema.NETWORK: net}).values, window=window)
+        lo, hi = moving_band(frame["impact"], window=window, n_perm=n_perm, seed=seed)
+        outside = float(np.mean((frame["trend"] < lo) | (frame["trend"] > hi)))
         pos = np.arange(len(frame))
-        ax.vlines(pos, 0, frame["impact"], color="0.55", lw=0.6, label="cell")
-        ax.plot(pos, frame["trend"], color="C3", label=f"moving mean ({window} cells)")
+        ax.vlines(pos, 0, frame["impact"], color="0.75", lw=0.6, label="cell")
+        ax.fill_between(pos, lo, hi, color="none", edgecolor="k", hatch="////", lw=0, alpha=0.35,
+                        label=f"chance: moving mean of permuted impacts, 2.5-97.5 % ({n_perm})")
+        ax.plot(pos, frame["trend"], color="C0", label=f"moving mean ({window} cells)")
         ax.fill_between(pos, frame["trend"] - frame["spread"], frame["trend"] + frame["spread"],
-                        color="C3", alpha=0.2, lw=0, label="± moving std")
+                        color="C0", alpha=0.2, lw=0, label="± moving std")
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(f"{d}, {size} cells" + (f", {mode} knock-out" if mode else ""), fontsize=9)
-        ax.set_xlabel(f"cells sorted by {label(metric)} (ascending)")
-        ax.set_ylabel(_error_label(impact, d))
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
+        ax.set_title(f"{net}" + (f", {mode} knock-out" if mode else "")
+                     + f"\ntrend outside the chance band at {outside:.0%} of ranks", fontsize=9)
+        ax.set_xlabel(f"cells ranked by {label(metric)} (ascending)")
+        ax.set_ylabel(_error_label(impact, net))
+        right = ax.twinx()
+        right.plot(pos, frame["metric"], color="0.35", lw=1.2, label=label(metric))
+        right.set_ylabel(axis_label(metrics, metric), color="0.35")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    right_handles = fig.axes[-1].get_legend_handles_labels() if nets else ([], [])
+    fig.legend(handles + right_handles[0], labels + right_handles[1], loc="outside right upper",
+               fontsize=7)
     return fig
 
 
 def fig_capacity(metrics: xr.DataArray, fits: pd.DataFrame):
     """Fig. 5: mean ± std over cells of each metric of :data:`CAPACITY_METRICS` (its magnitude
-    ``|metric|`` where it takes negative values) against network size, per dataset; log-log axes
-    and fitted power laws for :data:`CAPACITY_FIT`. The legend sits outside the panels."""
+    ``|metric|`` where it takes negative values) against network size, one series per dataset
+    (and variant and seed, :data:`testbench.capacity.GROUPS`); log-log axes and fitted power laws
+    (:func:`testbench.capacity.capacity_table`) for :data:`CAPACITY_FIT`. The legend sits outside
+    the panels. ``metrics``: ``(network, cell, metric)`` (:func:`metrics_in_words`)."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import NullFormatter
 
-    from testbench.capacity import size_statistics
+    from testbench.capacity import GROUPS, size_statistics
 
     plt = _plt()
     metrics = metrics.load()
     stats = size_statistics(metrics)
-    names = [n for n in CAPACITY_METRICS if n in metrics["metric"].values]
-    datasets = [str(d) for d in metrics["dataset"].values]
+    names = [n for n in CAPACITY_METRICS if n in metrics[schema.METRIC].values]
+    nets = pd.DataFrame({c: np.asarray(metrics[c].values) for c in (*GROUPS, schema.NETWORK_SIZE)})
+    groups = list(nets.groupby(list(GROUPS), sort=False))
+    varying = [c for c in GROUPS if nets[c].nunique() > 1] or [schema.DATASET]
+    sizes = np.unique(nets[schema.NETWORK_SIZE])
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names) + 1.6, 3.4), squeeze=False,
                              layout="constrained")
     for ax, name in zip(axes.flat, names):
         fitted = False
-        for k, d in enumerate(datasets):
-            mean = stats["mean"].sel(dataset=d, metric=name)
-            std = stats["std"].sel(dataset=d, metric=name)
-            N = mean["network_size"].values
+        for k, (key, group) in enumerate(groups):
+            group = group.sort_values(schema.NETWORK_SIZE)
+            at = stats.isel({schema.NETWORK: group.index.to_numpy()}).sel({schema.METRIC: name})
+            mean, std = at["mean"].values, at["std"].values
+            N = group[schema.NETWORK_SIZE].to_numpy()
             lower = np.minimum(std, 0.9 * mean) if name in CAPACITY_FIT else std  # log axes: > 0
             ax.errorbar(N, mean, yerr=[lower, std], fmt="o", ms=3, capsize=2, color=f"C{k}")
-            if name in CAPACITY_FIT and (d, name) in fits.index:
-                f = fits.loc[(d, name)]
+            fit_key = (*(v.item() if hasattr(v, "item") else v for v in key), name)
+            if name in CAPACITY_FIT and fit_key in fits.index:
+                f = fits.loc[fit_key]
                 if np.isfinite(f["exponent"]):
                     grid = np.geomspace(N.min(), N.max(), 20)
                     ax.plot(grid, f["prefactor"] * grid ** f["exponent"], "-", color=f"C{k}", lw=1)
@@ -536,7 +777,6 @@ def fig_capacity(metrics: xr.DataArray, fits: pd.DataFrame):
         if name in CAPACITY_FIT:
             ax.set_xscale("log")
             ax.set_yscale("log")
-            sizes = metrics["network_size"].values
             ax.set_xticks(sizes, [str(n) for n in sizes])
             ax.xaxis.set_minor_formatter(NullFormatter())
         shown = f"|{name}|" if _signed(metrics, name) else name
@@ -544,19 +784,21 @@ def fig_capacity(metrics: xr.DataArray, fits: pd.DataFrame):
                      + ("\n(lines: power-law fits)" if fitted else ""), fontsize=9)
         ax.set_xlabel("network size N (cells)")
     axes.flat[0].set_ylabel("mean ± std over cells")
-    handles = [Line2D([], [], color=f"C{k}", marker="o", ms=4, ls="-", lw=1, label=d)
-               for k, d in enumerate(datasets)]
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="dataset",
-               title_fontsize=8)
+    handles = [Line2D([], [], color=f"C{k}", marker="o", ms=4, ls="-", lw=1,
+                      label=" ".join(str(group[c].iloc[0]) for c in varying))
+               for k, (_, group) in enumerate(groups)]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8,
+               title=", ".join(label(c) for c in varying), title_fontsize=8)
     return fig
 
 
-def _network_source(ds: xr.Dataset, dataset: str, size: int) -> str | None:
-    """The weights source of a characterized network, from the store's provenance."""
-    for entries in json.loads(ds.attrs.get("weights", "{}")).values():
-        for e in entries:
-            if e.get("dataset") == dataset and int(e.get("network_size", -1)) == size:
-                return e["source"]
+def _network_of(metrics: xr.DataArray, *, dataset: str, size: int) -> tuple[str, str] | None:
+    """(label, weights source) of the first ``size``-cell network of ``dataset``; None if none."""
+    m = _of_size(metrics, size)
+    for net, d, source in zip(m[schema.NETWORK].values, np.asarray(m[schema.DATASET].values),
+                              np.asarray(m[schema.SOURCE].values)):
+        if str(d) == dataset:
+            return str(net), str(source)
     return None
 
 
@@ -566,7 +808,8 @@ def fig_heatmap(metrics: xr.DataArray, source: str, *, data_dir=None, digit_inde
     Parameters
     ----------
     metrics : xr.DataArray
-        Used for the settling time of the network's cells (sort order; never-settling cells last).
+        ``(network, cell, metric)``: the settling time of the network whose ``source``
+        coordinate is ``source`` sorts the cells (never-settling cells last).
     source : str
         Weights of an MNIST network (row variant).
     data_dir : str or Path, optional
@@ -582,7 +825,7 @@ def fig_heatmap(metrics: xr.DataArray, source: str, *, data_dir=None, digit_inde
     """
     from testbench.kernels.network import forward
     from testbench import data as D
-    from testbench import weights as W
+    from testbench import models as W
 
     plt = _plt()
     net = W.load(source)
@@ -590,8 +833,13 @@ def fig_heatmap(metrics: xr.DataArray, source: str, *, data_dir=None, digit_inde
     x = test.x[digit_index:digit_index + 1]
     layers = [(la.W_ih, la.W_hh, la.b_ih, la.b_hh) for la in net.layers]
     h = forward(net.cell_type, layers, None, None, x, readout_mode="every")[0]  # (T, N)
-    settle = metrics.sel(dataset=str(net.metadata["dataset"]), network_size=net.hidden_size,
-                         metric="settling_time").values[:net.hidden_size]
+    sources = np.asarray(metrics[schema.SOURCE].values).astype(str)
+    if str(source) not in sources:
+        raise ReportError(f"fig_heatmap: no network of the metrics has source {source!r} (have: "
+                          f"{', '.join(sources)}); fix: pass the source of a characterized "
+                          "network")
+    settle = metrics.isel({schema.NETWORK: int(np.flatnonzero(sources == str(source))[0])}).sel(
+        {schema.METRIC: "settling_time"}).values[:net.hidden_size]
     order = np.argsort(np.where(np.isfinite(settle), settle, np.inf), kind="stable")
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 3]},
                                  layout="constrained")
@@ -653,18 +901,21 @@ def _fmt_validity(table: pd.DataFrame) -> pd.DataFrame:
 def _validity_input(metrics: xr.DataArray, impact: xr.DataArray) -> xr.Dataset:
     """Metrics for the validity table: each Table-1 metric and, only where it takes negative
     values, its magnitude ``|metric|`` (for a non-negative metric the two rows would repeat)."""
+    per_metric = [c for c in metrics.coords if metrics[c].dims == (schema.METRIC,)]
     parts, names = [], []
     for name in TABLE1_METRICS:
-        if name in metrics["metric"].values:
-            values = metrics.sel(metric=name, drop=True)
+        if name in metrics[schema.METRIC].values:
+            values = metrics.sel({schema.METRIC: name}).drop_vars(per_metric)
             parts.append(values)
             names.append(name)
             if _signed(metrics, name):
                 parts.append(abs(values))
                 names.append(f"|{name}|")
-    stacked = xr.concat(parts, dim=pd.Index(names, name="metric"), coords="minimal",
-                        compat="override")
-    return xr.Dataset({"metrics": stacked.reset_coords(drop=True), "ablation_impact": impact})
+    stacked = xr.concat(parts, dim=pd.Index(names, name=schema.METRIC))
+    out = schema.from_metrics(stacked.transpose(schema.NETWORK, schema.CELL, schema.METRIC, ...),
+                              analyzer="report")
+    out["ablation_impact"] = impact
+    return out
 
 
 PAGE = """<!doctype html>
@@ -708,28 +959,63 @@ class _Page:
                  f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def _section_table1(page: _Page, ds, metrics, *, size: int, data_dir) -> None:
-    if size not in metrics["network_size"].values:
+def _section_table1(page: _Page, metrics, *, size: int, data_dir, settings: dict) -> None:
+    if size not in np.asarray(metrics[schema.NETWORK_SIZE].values):
         page.note(f"No {size}-cell networks: Table 1 skipped.")
         return
     t1 = table1(metrics, size=size)
     page.save("table1.csv", flat_columns(t1).to_csv())
     fr = sign_fractions(metrics, size=size)
-    page.save("sign_fractions.csv", fr.to_csv())
+    if not fr.empty:
+        page.save("sign_fractions.csv", fr.to_csv())
     page.add(f"<h2>Table 1: metrics of the {size}-cell networks (mean ± std over cells)</h2>"
              + _table1_html(t1, fr, metrics))
+    beside = table1_beside_paper(metrics, settings, size=size)
+    if not beside.empty:
+        page.save("table1_beside_paper.csv", beside.to_csv())
+        page.add(f"<h2>Table 1 beside the paper's ({size}-cell networks)</h2>"
+                 "<p>The paper's values are quoted from its Table 1; ours are mean ± std over "
+                 "cells in the paper's units where its numbers imply them. Rows marked "
+                 "<code>init</code> are untrained controls (the same initialization, no training "
+                 "step). The sign of delta response and correlation is arbitrary per cell: "
+                 "flipping a cell's g-gate weights and its outgoing weights leaves the network "
+                 "unchanged, so excitatory/inhibitory fractions are not properties of the "
+                 "network.</p><ul>"
+                 + "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(why)}</li>"
+                           for t, _, why in BESIDE_COLUMNS)
+                 + "</ul>" + beside.to_html(classes="t", border=0))
     page.figure(fig_sorted(metrics, size=size), "fig2_3_sorted.png",
                 "Figs. 2C-G, 3A-E: sorted distributions of every metric")
-    source = _network_source(ds, "mnist", size)
+    mnist = _network_of(metrics, dataset="mnist", size=size)
     page.add("<h2>Fig. 2B: hidden state reading one MNIST digit</h2>")
-    if source is None:
+    if mnist is None:
         page.note(f"skipped: no {size}-cell MNIST network in this store")
         return
     try:
-        page.figure(fig_heatmap(metrics, source, data_dir=data_dir), "fig2b_heatmap.png",
+        page.figure(fig_heatmap(metrics, mnist[1], data_dir=data_dir), "fig2b_heatmap.png",
                     "Fig. 2B: in-network hidden outputs, cells sorted by isolated settling time")
     except TestbenchError as exc:
         page.note(f"skipped: {exc}")
+
+
+def _intact_text(ds: xr.Dataset, store) -> str:
+    """The intact test error of each ablated network with its unit, e.g. ``co2-128: 0.3466 ppm``;
+    per knock-out mode only where the modes disagree (they share the network)."""
+    intact = S.load(ds["ablation_intact"], store)
+    if "mode" in intact.dims and not (intact.std("mode") > 0).any():
+        intact = intact.isel(mode=0, drop=True)
+    units, along = {}, None
+    if "error_units" in intact.coords and intact["error_units"].ndim == 1:
+        along = intact["error_units"].dims[0]  # network (or dataset)
+        units = {str(k): str(u) for k, u in zip(intact[along].values, intact["error_units"].values)}
+    parts = []
+    for key, value in intact.reset_coords(drop=True).to_series().dropna().items():
+        at = dict(zip(intact.dims, key if isinstance(key, tuple) else (key,)))
+        unit = units.get(str(at.get(along)), "")
+        where = ", ".join(f"{v} cells" if d == "network_size" else
+                          f"{v} knock-out" if d == "mode" else str(v) for d, v in at.items())
+        parts.append(f"{where}: {value:.4g}{f' {unit}' if unit not in ('', '1') else ''}")
+    return "; ".join(parts)
 
 
 def _section_validity(page: _Page, ds, metrics, store, *, n_boot, n_perm, top_k, window) -> None:
@@ -749,10 +1035,7 @@ def _section_validity(page: _Page, ds, metrics, store, *, n_boot, n_perm, top_k,
              "table by Holm (family-wise error) and Benjamini-Hochberg (false discovery rate). "
              "|metric| rows only for metrics that take negative values.</p>")
     if "ablation_intact" in ds:
-        intact = S.load(ds["ablation_intact"], store).to_series().dropna()
-        page.add("<p>Intact test errors: " + html.escape(", ".join(
-            f"{k if isinstance(k, str) else '/'.join(map(str, k))}: {v:.4g}"
-            for k, v in intact.items())) + "</p>")
+        page.add(f"<p>Intact test errors: {html.escape(_intact_text(ds, store))}.</p>")
     table = validity_table(_validity_input(metrics, impact), magnitude=False, n_boot=n_boot,
                            n_perm=n_perm, top_k=top_k)
     page.save("validity.csv", flat_columns(table).to_csv())
@@ -761,25 +1044,29 @@ def _section_validity(page: _Page, ds, metrics, store, *, n_boot, n_perm, top_k,
     for mode in modes:
         imp = impact.sel(mode=mode) if mode is not None else impact
         for metric in TREND_METRICS:
-            if metric in metrics["metric"].values:
+            if metric in metrics[schema.METRIC].values:
                 tag = f"_{mode}" if mode is not None else ""
                 knock = f", {mode} knock-out" if mode is not None else ""
                 page.figure(fig_trend(metrics, imp, metric=metric, window=window),
                             f"fig4_{metric}{tag}.png",
-                            f"Fig. 4: ablation impact{knock} of cells sorted by {label(metric)}")
+                            f"Fig. 4: ablation impact{knock} of cells ranked by {label(metric)} "
+                            f"(grey line, right axis): moving mean ± std over {window} cells "
+                            f"(blue), and the 2.5-97.5 % band of the moving mean of "
+                            f"{TREND_PERMUTATIONS} random permutations of the impacts (hatched): "
+                            "where the blue line stays inside it, a random ranking does as well")
 
 
 def _section_capacity(page: _Page, metrics) -> None:
     from testbench.capacity import capacity_table
 
-    if metrics.sizes["network_size"] < 3:
+    if len(np.unique(np.asarray(metrics[schema.NETWORK_SIZE].values))) < 3:
         return
     fits = capacity_table(metrics)
     page.save("capacity.csv", flat_columns(fits).to_csv())
     page.add("<h2>Fig. 5: capacity (metric against network size)</h2>"
              "<p>Power law |metric| mean over cells = a·N<sup>b</sup>, least squares in "
              "log-log, 95% t-interval of b.</p>")
-    show = fits.loc[fits.index.get_level_values("metric").isin(CAPACITY_METRICS)]
+    show = fits.loc[fits.index.get_level_values(schema.METRIC).isin(CAPACITY_METRICS)]
     show = show.apply(lambda r: pd.Series({
         "b [95% CI]": (f"{r['exponent']:+.2f} [{r['exponent_lo']:+.2f}, {r['exponent_hi']:+.2f}]"
                        if np.isfinite(r["exponent"]) else "n/a"),
@@ -793,14 +1080,15 @@ def _section_capacity(page: _Page, metrics) -> None:
 
 def write_report(store: str | Path, out_dir: str | Path, *, data_dir=None, size: int = TABLE_SIZE,
                  sel: list[str] | tuple[str, ...] = (), n_boot: int = 1000, n_perm: int = 2000,
-                 top_k: int = 10, window: int = 15) -> Path:
+                 top_k: int = 10, window: int = TREND_WINDOW) -> Path:
     """Write the reproduction report of a result store: ``out_dir/index.html`` and PNG figures.
 
     Parameters
     ----------
     store : str or Path
-        Result store (zarr) with ``metrics`` (dataset, network_size, cell, metric) and, for the
-        ablation sections, ``ablation_impact`` (from ``graphs/paper.yaml``).
+        Result store (zarr) with metric variables (:func:`testbench.schema.metrics`) and, for
+        the ablation sections, ``ablation_impact`` (network, cell[, mode]) (from
+        ``graphs/paper.yaml``).
     out_dir : str or Path
         Output folder (created): absent, empty, or holding only files testbench wrote there,
         unchanged (its ledger ``.testbench-files.json`` records their sha256); anything else is
@@ -819,7 +1107,7 @@ def write_report(store: str | Path, out_dir: str | Path, *, data_dir=None, size:
     n_boot, n_perm, top_k : int
         Bootstrap resamples, permutations and k of the validity statistics (>= 1).
     window : int
-        Cells per moving window of Fig. 4, >= 1.
+        Cells per moving window of Fig. 4, >= 1. Default 23 (the paper's).
 
     Returns
     -------
@@ -829,7 +1117,7 @@ def write_report(store: str | Path, out_dir: str | Path, *, data_dir=None, size:
     Raises
     ------
     ReportError
-        The store lacks ``metrics`` or has sweep dims that ``sel`` does not select.
+        The store holds no metrics or has sweep dims that ``sel`` does not select.
     TestbenchError
         A ``sel`` item that is not ``DIM=VALUE`` of the store's grid.
     OutputError
@@ -839,31 +1127,32 @@ def write_report(store: str | Path, out_dir: str | Path, *, data_dir=None, size:
     out = S.check_folder(out_dir, "report folder", REPORT_FIX)
     ds = S.open_store(str(store))
     _check(ds, store)
-    whole = _in_words(ds)
-    point = whole
+    point = ds
     for item in sel:
         point = select_point(point, item)
     _check(point, store)
-    swept = _swept(point.metrics)
-    bode = whole
+    settings = json.loads(ds.attrs.get("settings", "{}") or "{}")
+    at_point = plain_labels(metrics_in_words(point), settings)
+    swept = _swept(at_point)
+    bode = ds
     for item in sel:
         if item.partition("=")[0] != BODE_DIM:
             bode = select_point(bode, item)
-    if swept and not (swept == [BODE_DIM] and _has_bode(bode.metrics)):
-        raise _sweep_error(store, point.metrics, swept)
+    bode = metrics_in_words(bode)
+    if swept and not (swept == [BODE_DIM] and _has_bode(bode)):
+        raise _sweep_error(store, at_point, swept)
     page = _Page(out)
-    if _has_bode(bode.metrics):
-        _section_bode(page, bode.metrics, store)
+    if _has_bode(bode):
+        _section_bode(page, bode, store)
     if swept:
-        listed, example = _sweep_text(point.metrics, swept)
+        listed, example = _sweep_text(at_point, swept)
         page.note(f"The tables and the other figures show one point of each sweep; this store is "
                   f"swept along {listed}. To see them, choose one with --sel, e.g. `testbench "
                   f"report {store} {example}`.")
     else:
-        metrics = S.load(point.metrics.squeeze([d for d in point.metrics.dims
-                                                if d not in REPORT_DIMS], drop=True), store)
-        point = point.assign(metrics=metrics)
-        _section_table1(page, point, metrics, size=size, data_dir=data_dir)
+        metrics = S.load(at_point.squeeze([d for d in at_point.dims if d not in REPORT_DIMS],
+                                          drop=True), store)
+        _section_table1(page, metrics, size=size, data_dir=data_dir, settings=settings)
         _section_validity(page, point, metrics, store, n_boot=n_boot, n_perm=n_perm, top_k=top_k,
                           window=window)
         _section_capacity(page, metrics)

@@ -28,15 +28,19 @@ def summary_table(metrics: Metrics, *, path: str = "results/summary.csv") -> Non
     Parameters
     ----------
     metrics : xr.DataArray
-        An analyzer's output as stored (dims ``(..., cell, metric, ...)``).
+        An analyzer's metrics as stored, read back by :func:`testbench.schema.metrics` (dims
+        ``(network, cell, metric, *sweeps)``).
     path : str
-        Destination CSV file; a ``.md`` suffix writes a Markdown table instead. Default
+        Destination CSV file (one header row: the remaining dims, then ``<metric>_mean``,
+        ``<metric>_std`` and ``<metric>_n`` per metric); a ``.md`` suffix writes a Markdown
+        table instead. Default
         ``results/summary.csv``. An existing file is replaced only when testbench wrote it (its
         folder's ``.testbench-files.json`` ledger records it, unchanged); any other is refused.
     """
     from testbench import store
-    from testbench.report import format_summary, summary
+    from testbench.report import flat_columns, format_summary, summary
 
     table = summary(metrics)
-    text = format_summary(table, markdown=True) if path.endswith(".md") else table.to_csv()
+    text = (format_summary(table, markdown=True) if path.endswith(".md")
+            else flat_columns(table).to_csv())
     store.write_file(path, text.encode(), *_TABLE)

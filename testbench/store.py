@@ -56,8 +56,10 @@ ZARR_FORMAT = 2
 
 #: Marker of a result store (root attribute ``testbench_format``) and the format version this
 #: testbench writes and reads (``testbench_format_version``). Version 1: stores without a marker,
-#: written before 2026-11-28.
-STORE_FORMAT, STORE_FORMAT_VERSION = "testbench-store", 2
+#: written before 2026-11-28. Version 2: one ``metrics`` variable on ``(dataset, network_size)``
+#: dims. Version 3: the schema of :mod:`testbench.schema` (a ``network`` dim, one variable per
+#: metric).
+STORE_FORMAT, STORE_FORMAT_VERSION = "testbench-store", 3
 _VERSION_1 = "format version 1, written before 2026-11-28 when stores gained a format marker"
 
 #: File inside a ``.part``/``.old`` sibling naming the process writing it: ``{"pid", "host"}``.
@@ -241,22 +243,26 @@ def _check_creatable(path: Path, what: str, fix: str) -> None:
 
 @contextlib.contextmanager
 def scheduler_context(scheduler: str, progress: bool = True):
-    """Dask configuration for ``scheduler``, with a progress bar on work longer than 2 s.
+    """Dask configuration for ``scheduler``, with progress on stderr for work longer than 2 s.
 
     Parameters
     ----------
     scheduler : str
         ``synchronous``, ``threads``, ``processes`` or the address of a dask.distributed scheduler.
     progress : bool
-        Show a progress bar (local schedulers) when the computation takes more than 2 s.
+        Show progress (local schedulers) when a computation takes more than 2 s: a bar on a
+        terminal, a line at most every 10 s elsewhere (:func:`testbench.progress.progress`).
     """
-    import dask
+    import dask  # with the two below: not imported by `validate`, `nodes`, `show`
+    from dask.base import named_schedulers
+
+    from testbench.progress import progress as progress_of
 
     if scheduler in ("synchronous", "threads", "processes"):
-        from dask.diagnostics import ProgressBar
-
-        bar = ProgressBar(minimum=2.0) if progress else contextlib.nullcontext()
-        with dask.config.set(scheduler=scheduler), bar:
+        # the scheduler function, not its name, and task rechunking: given a name, or choosing a
+        # rechunk method, dask imports dask.distributed to look for a client (~0.4 s per command)
+        local = {"scheduler": named_schedulers[scheduler], "array.rechunk.method": "tasks"}
+        with dask.config.set(local), progress_of(progress):
             yield None
         return
     from distributed import Client
@@ -463,19 +469,22 @@ def _stale(folder: Path) -> bool:
 
 
 def _encodable(ds: xr.Dataset) -> xr.Dataset:
-    """Make chunks uniform along each dim (zarr needs regular chunks) and strings fixed-width."""
+    """Make each variable's chunks regular along each of its dims (zarr needs regular chunks;
+    variables may be chunked differently along a shared dim) and strings fixed-width."""
     out = ds.copy()
     for name, var in out.variables.items():
         var.encoding.pop("chunks", None)
         if var.dtype.kind == "O":
             out[name] = var.astype(str)
-    if out.chunks:
+    for name, var in out.variables.items():
+        if var.chunks is None:
+            continue
         fixed = {}
-        for dim, sizes in out.chunks.items():
+        for dim, sizes in zip(var.dims, var.chunks):
             if len(set(sizes[:-1])) > 1 or (len(sizes) > 1 and sizes[-1] > sizes[0]):
                 fixed[dim] = max(sizes)
         if fixed:
-            out = out.chunk(fixed)
+            out[name] = var.chunk(fixed)
     out.attrs = dict(out.attrs)
     return out
 
@@ -510,9 +519,15 @@ def open_store(path: str | Path) -> xr.Dataset:
         raise OutputError(f"'{path}' is a zarr store without the testbench marker (root attribute "
                           f"testbench_format = '{STORE_FORMAT}'), not a result store; {_FIX_READ}")
     version = attrs.get("testbench_format_version")
-    if not isinstance(version, int) or version < 2:
+    if not isinstance(version, int) or version < 1 or isinstance(version, bool):
         raise OutputError(f"'{path}': testbench_format_version is {version!r}, expected an integer "
-                          f"2..{STORE_FORMAT_VERSION}; the store is damaged; fix: re-run the graph")
+                          f"1..{STORE_FORMAT_VERSION}; the store is damaged; fix: re-run the graph")
+    if version < STORE_FORMAT_VERSION:
+        raise OutputError(f"'{path}' is a testbench store of format version {version}, written by "
+                          f"an older testbench; this testbench reads format version {STORE_FORMAT_VERSION} "
+                          "(a 'network' dimension, one variable per metric: docs/schema.md); fix: "
+                          "re-run the graph that wrote it (its 'graph_text' attribute holds the "
+                          "graph) with `testbench run GRAPH -o NEW_PATH`")
     if version > STORE_FORMAT_VERSION:
         raise OutputError(f"'{path}' was written by a newer testbench (format version {version}; "
                           f"this one reads up to {STORE_FORMAT_VERSION}); fix: upgrade testbench "

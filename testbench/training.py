@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from testbench import data as D
-from testbench import weights as W
+from testbench import models
 from testbench.errors import DataError, SettingsError, WeightsError
 from testbench.kernels.celltypes import CELL_TYPES
 
@@ -40,7 +40,7 @@ MNIST_SHORT_ABOVE = 128
 MNIST_SHORT_EPOCHS = 2
 GRAD_CLIP = 1.0
 EVAL_CHUNK = 2048
-MANIFEST = W.ZOO_MANIFEST
+MANIFEST = models.zoo.MANIFEST
 
 
 def build_model(cell_type: str, n_inputs: int, size: int, n_outputs: int):
@@ -67,10 +67,29 @@ def build_model(cell_type: str, n_inputs: int, size: int, n_outputs: int):
     return Model()
 
 
-def to_network(model, cell_type: str, metadata: dict) -> W.Network:
-    """Export a :func:`build_model` module as a float32 :class:`testbench.weights.Network`."""
+def initial_model(dataset: str, cell_type: str, n_inputs: int, size: int, n_outputs: int,
+                  seed: int):
+    """The :func:`build_model` module that :func:`train` starts from, before any optimizer step.
+
+    Seeds torch's global generator with ``seed`` and builds the module (PyTorch's default
+    initialization); a dataset whose :data:`SETTINGS` ask for ``zero_readout`` gets a zero
+    readout. The untrained controls of the zoo (``testbench zoo build --controls``) are these
+    modules, exported.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    model = build_model(cell_type, n_inputs, size, n_outputs)
+    if SETTINGS[dataset].get("zero_readout"):
+        torch.nn.init.zeros_(model.readout.weight)
+        torch.nn.init.zeros_(model.readout.bias)
+    return model
+
+
+def to_network(model, cell_type: str, metadata: dict) -> models.Network:
+    """Export a :func:`build_model` module as a float32 :class:`testbench.models.Network`."""
     state = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-    net = W.from_state_dict(state, cell_type, prefix="rnn.")
+    net = models.from_state_dict(state, cell_type, prefix="rnn.")
     net.readout_weight = state["readout.weight"]
     net.readout_bias = state["readout.bias"]
     net.readout_mode = "last"
@@ -78,7 +97,7 @@ def to_network(model, cell_type: str, metadata: dict) -> W.Network:
     return net
 
 
-def network_outputs(net: W.Network, x: np.ndarray, *, chunk: int = EVAL_CHUNK) -> np.ndarray:
+def network_outputs(net: models.Network, x: np.ndarray, *, chunk: int = EVAL_CHUNK) -> np.ndarray:
     """Readout outputs of ``net`` over ``x`` ``(B, T, m)`` with :func:`kernels.network.forward`.
 
     Computed in float64 in chunks of ``chunk`` sequences; returns ``(B, n_out)`` float64.
@@ -192,7 +211,7 @@ def train(dataset: str, size: int, seed: int, *, variant: str | None = None, epo
     entry["score_ratio"] = entry["test_score"] / entry["baseline"] if entry["baseline"] else None
     entry["wall_time_s"] = round(time.perf_counter() - start, 2)
     net.metadata = entry
-    path = W.save(net, out)
+    path = models.save(net, out)
     update_manifest(entry, path.parent / MANIFEST)
     return path, entry
 
@@ -204,14 +223,10 @@ def _fit(ds: D.Dataset, size, seed, settings, cell_type, max_train, progress):
     import torch
     from tqdm import tqdm
 
-    torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = build_model(cell_type, ds.n_inputs, size, ds.n_outputs)
+    model = initial_model(ds.name, cell_type, ds.n_inputs, size, ds.n_outputs, seed)
     x = torch.from_numpy(ds.train.x[:max_train])
     y = torch.from_numpy(ds.train.y[:max_train])
-    if settings.get("zero_readout"):
-        torch.nn.init.zeros_(model.readout.weight)
-        torch.nn.init.zeros_(model.readout.bias)
     opt = torch.optim.Adam(model.parameters(), lr=settings["lr"],
                            weight_decay=settings.get("weight_decay", 0.0))
     if settings["loss"] == "cross_entropy":
@@ -277,12 +292,12 @@ def evaluate(weights: str | Path, *, data_dir: str | Path | None = None,
     Parameters
     ----------
     weights : str or Path
-        ``zoo:<name>`` or a path to a testbench ``.h5`` file written by :func:`train`.
+        ``zoo:<name>`` or a weights file written by :func:`train` (or exported from one).
     data_dir : str or Path, optional
         Data folder (see :func:`testbench.data.data_root`).
     trust_pickle : bool
         Permit a PyTorch file that holds pickled Python objects, which runs code stored in it
-        (see :func:`testbench.weights.load`). Default False.
+        (see :func:`testbench.models.load`). Default False.
 
     Returns
     -------
@@ -298,18 +313,15 @@ def evaluate(weights: str | Path, *, data_dir: str | Path | None = None,
     DataError
         Missing or corrupt data files.
     """
-    net = W.load(weights, trust_pickle=trust_pickle)
+    net = models.load(weights, trust_pickle=trust_pickle)
     meta = net.metadata
-    missing = [k for k in ("dataset", "variant", "window", "normalization", "test_score")
-               if k not in meta]
+    missing = [k for k in (*models.testset.KEYS, "test_score") if k not in meta]
     if missing:
         raise WeightsError(
             f"{weights}: metadata lacks {', '.join(missing)}; evaluate needs the training "
             "metadata written by testbench.training.train. fix: retrain with `testbench train`"
         )
-    normalization = meta["normalization"] if meta.get("task") == "regression" else None
-    ds = D.load(meta["dataset"], variant=meta["variant"], window=meta["window"],
-                normalization=normalization, data_dir=data_dir)
+    ds = models.test_set(net, where=str(weights), data_dir=data_dir)
     score = ds.score(network_outputs(net, ds.test.x), "test")
     return {"name": meta.get("name"), "dataset": ds.name, "variant": ds.variant,
             "size": net.hidden_size, "metric": ds.metric, "units": ds.units, "test_score": score,

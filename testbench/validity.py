@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from testbench import schema
 from testbench.errors import SettingsError
 
 STATS_COLUMNS = ("n", "spearman", "spearman_lo", "spearman_hi", "spearman_failed", "kendall",
@@ -270,8 +271,9 @@ def validity_table(ds: xr.Dataset, *, metrics: list[str] | None = None, magnitud
     Parameters
     ----------
     ds : xr.Dataset
-        A result store holding ``metrics`` (dataset, network_size, cell, metric) and the ablation
-        variable ``impact`` (dataset, network_size, cell[, mode]); other dims must be selected first.
+        A result store holding metric variables (read through :func:`testbench.schema.metrics`)
+        and the ablation variable ``impact`` (network, cell[, mode]); other dims must be selected
+        first.
     metrics : list of str, optional
         Metric names; default every metric in the store.
     magnitude : bool
@@ -284,48 +286,46 @@ def validity_table(ds: xr.Dataset, *, metrics: list[str] | None = None, magnitud
     Returns
     -------
     pd.DataFrame
-        Index ``(dataset, network_size, [mode,] metric)``; columns :data:`STATS_COLUMNS` then
+        Index ``(network, [mode,] metric)``; columns :data:`STATS_COLUMNS` then
         :data:`ADJUSTED_COLUMNS`: ``p_perm`` and ``p_overlap`` adjusted by Holm (family-wise error
         rate) and Benjamini-Hochberg (false discovery rate), :func:`adjust_p`. The family of each
-        p-value column is all rows of this table (every dataset, size, mode, metric and
-        magnitude), NaN p-values not counted; select fewer metrics or networks for a smaller
-        family. Networks without any finite impact are skipped.
+        p-value column is all rows of this table (every network, mode, metric and magnitude), NaN
+        p-values not counted; select fewer metrics or networks for a smaller family. Networks
+        without any finite impact are skipped.
 
     Raises
     ------
     SettingsError
         When the store lacks the variables or has extra dims to select.
     """
-    for var in ("metrics", impact):
-        if var not in ds:
-            raise SettingsError(
-                f"validity_table: the store has no '{var}' variable (has: {', '.join(ds.data_vars)}); "
-                "fix: run a graph with step/sine analyzers and an ablation node (graphs/paper.yaml)")
-    met, imp = ds["metrics"], ds[impact]
-    allowed = {"dataset", "network_size", "cell", "metric", "mode"}
+    if impact not in ds:
+        raise SettingsError(
+            f"validity_table: the store has no '{impact}' variable (has: {', '.join(ds.data_vars)}); "
+            "fix: run a graph with step/sine analyzers and an ablation node (graphs/paper.yaml)")
+    met, imp = schema.metrics(ds, metrics), ds[impact]
+    allowed = {schema.NETWORK, schema.CELL, schema.METRIC, "mode"}
     extra = [d for d in (*met.dims, *imp.dims) if d not in allowed and met.sizes.get(d, imp.sizes.get(d)) > 1]
     if extra:
         raise SettingsError(f"validity_table: dims {sorted(set(extra))} have several values; fix: "
                             "select one, e.g. ds.sel(frequency=0.05)")
     met = met.squeeze([d for d in met.dims if d not in allowed], drop=True)
     imp = imp.squeeze([d for d in imp.dims if d not in allowed], drop=True)
-    names = [str(m) for m in met["metric"].values] if metrics is None else list(metrics)
+    names = [str(m) for m in met[schema.METRIC].values]
     modes = [str(m) for m in imp["mode"].values] if "mode" in imp.dims else [None]
     rows, index = [], []
-    for d in imp["dataset"].values:
-        for s in imp["network_size"].values:
-            for mode in modes:
-                y = imp.sel(dataset=d, network_size=s)
-                y = (y.sel(mode=mode) if mode is not None else y).values
-                if not np.isfinite(y).any():
-                    continue
-                for name in names:
-                    x = met.sel(dataset=d, network_size=s, metric=name).values
-                    for label, values in ((name, x), (f"|{name}|", np.abs(x)))[: 2 if magnitude else 1]:
-                        rows.append(rank_statistics(values, y, n_boot=n_boot, n_perm=n_perm,
-                                                    top_k=top_k, seed=seed))
-                        index.append((str(d), int(s), *([mode] if mode is not None else []), label))
-    names_idx = ["dataset", "network_size", *(["mode"] if modes != [None] else []), "metric"]
+    for net in imp[schema.NETWORK].values:
+        for mode in modes:
+            y = imp.sel({schema.NETWORK: net})
+            y = (y.sel(mode=mode) if mode is not None else y).values
+            if not np.isfinite(y).any():
+                continue
+            for name in names:
+                x = met.sel({schema.NETWORK: net, schema.METRIC: name}).values
+                for label, values in ((name, x), (f"|{name}|", np.abs(x)))[: 2 if magnitude else 1]:
+                    rows.append(rank_statistics(values, y, n_boot=n_boot, n_perm=n_perm,
+                                                top_k=top_k, seed=seed))
+                    index.append((str(net), *([mode] if mode is not None else []), label))
+    names_idx = [schema.NETWORK, *(["mode"] if modes != [None] else []), schema.METRIC]
     table = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names_idx),
                          columns=list(STATS_COLUMNS))
     for column in ADJUSTED_COLUMNS:
@@ -360,3 +360,43 @@ def moving_trend(metric, impact, *, window: int = 15) -> pd.DataFrame:
     frame["trend"] = roll.mean()
     frame["spread"] = roll.std(ddof=0)
     return frame
+
+
+def moving_band(impact, *, window: int = 15, n_perm: int = 200, level: float = 0.95,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Permutation band of the Fig. 4 moving mean: what the trend looks like when the ranking
+    says nothing.
+
+    The impacts are shuffled across ranks ``n_perm`` times (seeded), each shuffle is smoothed by
+    the same centred moving mean as :func:`moving_trend`, and the band is the central ``level``
+    percentile interval at each rank (``level = 0.95``: 2.5 % and 97.5 %). A trend outside the
+    band at a rank is one a random ranking rarely gives there (pointwise: about ``1 - level`` of
+    the ranks leave it by chance).
+
+    Parameters
+    ----------
+    impact : array_like, (n,)
+        Impacts in rank order (``moving_trend(...)["impact"]``); finite.
+    window : int
+        Cells per moving window, >= 1, as in :func:`moving_trend`.
+    n_perm : int
+        Shuffles, >= 1. Default 200.
+    level : float
+        Central probability of the band, 0 < level < 1. Default 0.95.
+    seed : int
+        Seed of the shuffles.
+
+    Returns
+    -------
+    lo, hi : ndarray, (n,)
+        Lower and upper band, in the impact's units.
+    """
+    if int(window) < 1 or int(n_perm) < 1 or not 0 < level < 1:
+        raise SettingsError(f"moving_band: window={window!r}, n_perm={n_perm!r}, level={level!r}; "
+                            "rule: window >= 1, n_perm >= 1, 0 < level < 1")
+    y = np.asarray(impact, np.float64).ravel()
+    rng = np.random.default_rng(seed)
+    shuffled = pd.DataFrame(np.stack([rng.permutation(y) for _ in range(int(n_perm))], axis=1))
+    trends = shuffled.rolling(int(window), center=True, min_periods=1).mean().to_numpy()
+    tail = 100 * (1 - level) / 2
+    return np.percentile(trends, tail, axis=1), np.percentile(trends, 100 - tail, axis=1)

@@ -8,7 +8,7 @@ import xarray as xr
 
 from testbench.kernels.network import forward
 from testbench import ablation as A
-from testbench import weights as W
+from testbench import models as W
 from testbench.errors import NodeError, SettingsError, WeightsError
 from conftest import SHARED_DATA, random_network
 
@@ -122,7 +122,7 @@ def test_node_needs_training_metadata(lstm_file):
 ])
 def test_zoo_network_equals_model_copy_loop(name, limit):
     net = W.load(f"zoo:{name}")
-    ds = A.test_set(net, data_dir=SHARED_DATA, max_sequences=limit, seed=1)
+    ds = W.test_set(net, data_dir=SHARED_DATA, max_sequences=limit, seed=1)
     for mode in A.MODES:
         intact, errors, values = A.ablate(net, ds, mode, clamp_value=0.5)
         copies = A.forward_copies(net, ds.test.x, *A.knockout_masks(net.hidden_size, mode, values=values))
@@ -137,20 +137,27 @@ def test_node_intact_error_is_the_recorded_test_score():
     out = A.ablation(weights=["zoo:co2-32", "zoo:co2-64"], data_dir=str(SHARED_DATA))
     for size in (32, 64):
         recorded = W.load(f"zoo:co2-{size}").metadata["test_score"]
-        assert out.ablation_intact.sel(dataset="co2", network_size=size).item() == pytest.approx(
+        assert out.ablation_intact.sel(network=f"co2-{size}").item() == pytest.approx(
             recorded, rel=1e-9)
-    assert np.isnan(out.ablation_impact.sel(network_size=32, cell=slice(32, None))).all()
-    assert np.isfinite(out.ablation_impact.sel(network_size=64)).all()
+    assert list(out.network_size.values) == [32, 64] and list(out.dataset.values) == ["co2"] * 2
+    assert np.isnan(out.ablation_impact.sel(network="co2-32", cell=slice(32, None))).all()
+    assert np.isfinite(out.ablation_impact.sel(network="co2-64")).all()
     np.testing.assert_allclose(out.ablation_impact + out.ablation_intact, out.ablation_error)
-    assert out.error_units.sel(dataset="co2").item() == "ppm"
-    assert out.n_test.sel(network_size=64).item() == 117
+    assert set(out.error_units.values) == {"ppm"}
+    assert out.n_test.sel(network="co2-64").item() == 117
 
 
 @needs_data
-def test_node_refuses_two_networks_in_one_grid_cell(tmp_path):
-    copy = W.save(W.load("zoo:co2-32"), tmp_path / "other.h5")
-    with pytest.raises(SettingsError, match=r"second 32-cell network of dataset 'co2'"):
+def test_node_refuses_two_networks_with_one_label_and_takes_explicit_labels(tmp_path):
+    copy = W.save(W.load("zoo:co2-32"), tmp_path / "other.h5")  # metadata name 'co2-32'
+    with pytest.raises(SettingsError, match=r"zoo:co2-32 .* and .*other\.h5 .* both get the label "
+                                            r"'co2-32'"):
         A.ablation(weights=["zoo:co2-32", str(copy)], data_dir=str(SHARED_DATA))
+    out = A.ablation(weights={"zoo": "zoo:co2-32", "copy": str(copy)}, data_dir=str(SHARED_DATA),
+                     max_test_sequences=20)
+    assert list(out.network.values) == ["zoo", "copy"]
+    np.testing.assert_array_equal(out.ablation_impact.sel(network="zoo"),
+                                  out.ablation_impact.sel(network="copy"))
 
 
 @needs_data
@@ -172,11 +179,12 @@ nodes:
     (tmp_path / "g.yaml").write_text(text)
     store = run(load_graph(tmp_path / "g.yaml"), progress=False)
     ds = xr.open_zarr(store).load()
-    assert set(ds.ablation_impact.dims) == {"mode", "dataset", "network_size", "cell"}
-    joined = xr.Dataset({"delta": ds.metrics.sel(metric="delta_response"),
-                         "impact": ds.ablation_impact.sel(mode="zero")})
-    assert joined.delta.sel(network_size=64).notnull().sum().item() == 64
-    assert joined.impact.sel(network_size=64).notnull().sum().item() == 64
+    assert ds.ablation_impact.dims == ("network", "cell", "mode")
+    assert ds.delta_response.dims == ("network", "cell")  # not repeated along the ablation's mode
+    joined = xr.Dataset({"delta": ds.delta_response, "impact": ds.ablation_impact.sel(mode="zero")})
+    assert joined.delta.sel(network="co2-64").notnull().sum().item() == 64
+    assert joined.impact.sel(network="co2-64").notnull().sum().item() == 64
+    assert (joined.impact.notnull() == ds.valid).all()
 
 
 def test_graph_names_the_node_when_ablation_fails(tmp_path, lstm_file):

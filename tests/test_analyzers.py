@@ -11,8 +11,10 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.signal import periodogram
 
 from testbench import analyzers
+from testbench.analyzers import periodic
 from testbench.analyzers.periodic import sine_response
 from testbench.analyzers.step import step_response
 from testbench.stimuli.composite import delay
@@ -135,6 +137,28 @@ def test_lag_under_sine_amplitude_and_frequency(p, dt, k):
     pp = out.sel(metric="amplitude").item()
     transient = 2 * p ** (T - n)
     assert 2 * A * gain * math.cos(w / 2) - transient <= pp <= 2 * A * gain + transient
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 64, 65, 500, 999, 1000, 1024])
+def test_peak_bin_is_the_argmax_of_scipys_periodogram(n):
+    """The NumPy periodogram peak (no scipy.signal import at run time) is SciPy's bin, and the
+    frequency metric therefore SciPy's exactly: noise, sines on and off the grid, a Nyquist tone
+    (the one bin SciPy does not double)."""
+    rng = np.random.default_rng(n)
+    t = np.arange(n)
+    records = np.concatenate([
+        rng.standard_normal((40, n)) * rng.uniform(1e-3, 1e3, (40, 1)) + rng.uniform(-5, 5, (40, 1)),
+        np.sin(2 * np.pi * rng.uniform(0, 0.5, (20, 1)) * t) + 0.3 * rng.standard_normal((20, n)),
+        np.cos(np.pi * t)[None] * 1.2 + np.sin(2 * np.pi * (n // 3) / n * t)[None],
+    ])
+    _, pxx = periodogram(records, fs=1.0, detrend="constant", axis=-1)
+    expected = pxx[..., 1:].argmax(-1) + 1
+    np.testing.assert_array_equal(periodic.peak_bin(records), expected)
+    # the broadcast, strided steady-state views the analyzer passes
+    view = np.broadcast_to(records[:1], (3, n))[..., n // 2:]
+    if view.shape[-1] >= 2:
+        _, pxx = periodogram(view, fs=1.0, detrend="constant", axis=-1)
+        np.testing.assert_array_equal(periodic.peak_bin(view), pxx[..., 1:].argmax(-1) + 1)
 
 
 def test_correlations_match_numpy():

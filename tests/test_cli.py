@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from testbench import cli
-from testbench import weights as W
+from testbench import models as W
 
 
 def test_export_a_torch_model_then_run_a_graph_on_it(tmp_path, capsys):

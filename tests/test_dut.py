@@ -8,7 +8,7 @@ import xarray as xr
 
 import testbench.kernels.reference as ref
 from conftest import random_network
-from testbench import weights as W
+from testbench import models as W
 from testbench.dut import gru_cells, lstm_cells, rnn_cells
 from testbench.errors import SettingsError
 
@@ -21,7 +21,7 @@ def stim(T=120, seed=0):
 def isolated_reference(L_arrays, cell_type, v, x):
     """Plain NumPy: slice the weights by hand (DESIGN.md) and run the reference simulator."""
     W_ih, W_hh, b_ih, b_hh = L_arrays
-    G = len(W.GATES[cell_type])
+    G = len(W.weights.GATES[cell_type])
     N = W_hh.shape[1]
     rows = np.arange(G)[None, :] * N + np.arange(N)[:, None]  # (N, G) row index k*N + u
     a = W_ih[rows] @ v
@@ -37,10 +37,10 @@ def test_isolated_cells_match_hand_sliced_reference(tmp_path, node, cell_type):
     x = stim()
     L = net.layers[0]
     arrays = (L.W_ih, L.W_hh, L.b_ih, L.b_hh)
-    got = node(x, weights=str(path)).load().isel(dataset=0, network_size=0)
+    got = node(x, weights=str(path)).load().isel(network=0)
     np.testing.assert_allclose(got, isolated_reference(arrays, cell_type, np.ones(2), x.values),
                                atol=1e-12)
-    one = node(x, weights=str(path), channels=[1]).load().isel(dataset=0, network_size=0)
+    one = node(x, weights=str(path), channels=[1]).load().isel(network=0)
     np.testing.assert_allclose(one, isolated_reference(arrays, cell_type, np.array([0.0, 1.0]),
                                                        x.values), atol=1e-12)
 
@@ -71,8 +71,7 @@ def test_in_network_matches_torch_layer(lstm_file):
     net = W.load(lstm_file)
     L = net.layers[0]
     x = stim()
-    got = lstm_cells(x, weights=str(lstm_file), mode="in_network").load().isel(dataset=0,
-                                                                               network_size=0)
+    got = lstm_cells(x, weights=str(lstm_file), mode="in_network").load().isel(network=0)
     layer = torch.nn.LSTM(3, 6).double()
     with torch.no_grad():
         for name, arr in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
@@ -92,7 +91,7 @@ def test_bidirectional_layer_adds_a_direction_dimension(tmp_path):
     net.readout_weight = np.ones((1, 6))
     path = W.save(net, tmp_path / "bi.h5")
     x = stim()
-    got = gru_cells(x, weights=str(path)).load().isel(dataset=0, network_size=0)
+    got = gru_cells(x, weights=str(path)).load().isel(network=0)
     assert list(got.direction.values) == ["forward", "reverse"]
     expected = isolated_reference((rev.W_ih, rev.W_hh, rev.b_ih, rev.b_hh), "gru", np.ones(2), x.values)
     np.testing.assert_allclose(got.sel(direction="reverse"), expected, atol=1e-12)
@@ -127,7 +126,7 @@ def test_networks_with_different_input_sizes_share_a_grid_unless_channels_each(t
     four = W.save(random_network(n=5, m=4, seed=2, dataset="b"), tmp_path / "b.h5")
     x = stim()
     resp = lstm_cells(x, weights=[str(one), str(four)]).load()
-    assert resp.sizes["dataset"] == 2 and list(resp.network_size.values) == [3, 5]
+    assert list(resp.network.values) == ["a", "b"] and list(resp.network_size.values) == [3, 5]
     with pytest.raises(SettingsError, match=r"'each' needs networks with equal input sizes, but "
                                             r".*a\.h5 has 1 and .*b\.h5 has 4 input channels"):
         lstm_cells(x, weights=[str(one), str(four)], channels="each")

@@ -12,8 +12,8 @@ import pytest
 import xarray as xr
 
 from conftest import random_network
-from testbench import cli
-from testbench import weights as W
+from testbench import cli, schema
+from testbench import models as W
 from testbench.engine import build, run
 from testbench.errors import NodeError, WeightsError
 from testbench.graph import load_graph
@@ -56,35 +56,41 @@ def run_text(text, **kwargs):
 def test_store_schema_units_and_provenance(tmp_path, lstm_file):
     out = run_text(graph_text(tmp_path / "r.zarr", lstm_file))
     ds = xr.open_zarr(out)
-    m = ds.metrics
-    assert m.dims[:4] == ("dataset", "network_size", "cell", "metric")
-    assert set(m.dims) == {"dataset", "network_size", "cell", "metric", "frequency"}
+    assert ds.settling_time.dims == ("network", "cell")  # stored once: no frequency dim
+    assert ds.amplitude.dims == ("network", "cell", "frequency")
+    assert list(ds.network.values) == ["toy-6"]
     assert list(ds.network_size.values) == [6] and list(ds.dataset.values) == ["toy"]
     assert list(ds.frequency.values) == [0.1, 0.2]
-    names = list(ds.metric.values)
+    assert ds.frequency.attrs["units"] == "cycles per time unit"
+    m = schema.metrics(ds)
+    assert m.dims == ("network", "cell", "metric", "frequency")
+    names = list(m.metric.values)
     for name in ("initial_response", "final_response", "delta_response", "settling_time",
                  "amplitude", "frequency", "correlation", "correlation_normalized"):
         assert name in names
-    assert dict(zip(names, ds.units.values))["settling_time"] != ""
-    assert json.loads(m.attrs["definitions"])["delta_response"]
+    assert dict(zip(names, m.units.values))["settling_time"] == "time unit"
+    assert ds.settling_time.attrs["units"] == "time unit"
+    assert ds.delta_response.attrs["definition"]
+    assert ds.delta_response.attrs["analyzer"] == "step_metrics"
     weights = json.loads(ds.attrs["weights"])
     assert weights["step_cells"][0]["sha256"] == W.checksum(lstm_file)
     assert "lstm_cells" in ds.attrs["graph_text"]
-    # the step metrics do not depend on the sine frequency: repeated along it
+    # the table view repeats the step metrics along the sine frequency
     st = m.sel(metric="settling_time")
     xr.testing.assert_equal(st.isel(frequency=0, drop=True), st.isel(frequency=1, drop=True))
-    # the dominant frequency of a sine-driven cell is the input frequency (on the PSD grid)
-    f = m.sel(metric="frequency").isel(dataset=0, network_size=0)
+    # the dominant frequency of a sine-driven cell is the input frequency (on the PSD grid); the
+    # metric's name is taken by the sweep dim, so its variable is '<node>.frequency'
+    f = ds["sine_metrics.frequency"].isel(network=0)
     np.testing.assert_allclose(f.median("cell"), [0.1, 0.2])
 
 
 def test_results_identical_across_schedulers_and_chunks(tmp_path, lstm_file):
     text1 = graph_text(tmp_path / "a.zarr", lstm_file, chunk=1)
     reference = xr.open_zarr(run_text(graph_text(tmp_path / "ref.zarr", lstm_file, chunk=512),
-                                      scheduler="synchronous")).metrics.load()
+                                      scheduler="synchronous")).pipe(schema.metrics).load()
     for sched in ("synchronous", "threads", "processes"):
         got = xr.open_zarr(run_text(text1, output=str(tmp_path / f"{sched}.zarr"),
-                                    scheduler=sched)).metrics.load()
+                                    scheduler=sched)).pipe(schema.metrics).load()
         np.testing.assert_array_equal(got.values, reference.values)  # bitwise, NaN == NaN
 
 
@@ -93,10 +99,11 @@ def test_results_identical_on_a_local_distributed_cluster(tmp_path, lstm_file):
 
     text = graph_text(tmp_path / "d.zarr", lstm_file, chunk=2)
     reference = xr.open_zarr(run_text(text, output=str(tmp_path / "s.zarr"),
-                                      scheduler="synchronous")).metrics.load()
+                                      scheduler="synchronous")).pipe(schema.metrics).load()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
-        got = xr.open_zarr(run_text(text, scheduler=cluster.scheduler_address)).metrics.load()
+        got = xr.open_zarr(run_text(text, scheduler=cluster.scheduler_address)).pipe(
+            schema.metrics).load()
     np.testing.assert_array_equal(got.values, reference.values)
 
 
@@ -105,14 +112,15 @@ def test_several_networks_share_one_grid_with_nan_padding(tmp_path):
     big = W.save(random_network(n=7, seed=2, dataset="a"), tmp_path / "a7.h5")
     other = W.save(random_network(n=4, seed=3, dataset="b"), tmp_path / "b4.h5")
     text = graph_text(tmp_path / "r.zarr", f"[{small}, {big}, {other}]", chunk=3)
-    ds = xr.open_zarr(run_text(text))
-    assert list(ds.network_size.values) == [4, 7] and list(ds.dataset.values) == ["a", "b"]
-    assert ds.n_cells.sel(dataset="a").values.tolist() == [4, 7]
-    assert ds.n_cells.sel(dataset="b", network_size=7).values == 0
-    delta = ds.metrics.sel(metric="delta_response").isel(frequency=0)
-    assert delta.sel(dataset="a", network_size=4).isel(cell=slice(4, None)).isnull().all()
-    assert delta.sel(dataset="a", network_size=7).notnull().all()
-    assert delta.sel(dataset="b", network_size=7).isnull().all()
+    ds = xr.open_zarr(run_text(text)).load()
+    assert list(ds.network.values) == ["a4", "a7", "b4"]
+    assert ds.network_size.values.tolist() == [4, 7, 4] and list(ds.dataset.values) == ["a", "a", "b"]
+    assert ds.n_cells.values.tolist() == [4, 7, 4] and ds.sizes["cell"] == 7
+    assert ds.valid.sum("cell").values.tolist() == [4, 7, 4]
+    delta = ds.delta_response
+    assert delta.sel(network="a4").isel(cell=slice(4, None)).isnull().all()
+    assert delta.sel(network="a7").notnull().all()
+    assert delta.where(ds.valid).notnull().sum() == 15 and delta.where(~ds.valid).isnull().all()
 
 
 def test_user_written_stimulus_and_analyzer_from_yaml(tmp_path, lstm_file, user_nodes):
@@ -132,9 +140,9 @@ def test_user_written_stimulus_and_analyzer_from_yaml(tmp_path, lstm_file, user_
             inputs: {{response: cells, stimulus: pulses}}
         """)
     ds = xr.open_zarr(run_text(text))
-    assert list(ds.metric.values) == ["mean_level", "xy_sum"]
+    assert list(schema.metrics(ds).metric.values) == ["mean_level", "xy_sum"]
     resp = ds.response_cells.load()
-    np.testing.assert_allclose(ds.metrics.sel(metric="mean_level"), resp.mean("time"), rtol=1e-12)
+    np.testing.assert_allclose(ds.mean_level, resp.mean("time"), rtol=1e-12)
     assert list(ds.period_steps.values) == [10, 25]
 
 
@@ -143,7 +151,7 @@ def test_interrupted_run_leaves_previous_store_intact(tmp_path, lstm_file, monke
 
     out = tmp_path / "r.zarr"
     run_text(graph_text(out, lstm_file))
-    before = xr.open_zarr(out).metrics.load()
+    before = xr.open_zarr(out).load()
     real = kernels.simulate
     calls = []
 
@@ -156,7 +164,7 @@ def test_interrupted_run_leaves_previous_store_intact(tmp_path, lstm_file, monke
     monkeypatch.setattr(kernels, "simulate", fails_midway)
     with pytest.raises(KeyboardInterrupt):
         run_text(graph_text(out, lstm_file, chunk=1), scheduler="synchronous")
-    xr.testing.assert_identical(xr.open_zarr(out).metrics.load(), before)
+    xr.testing.assert_identical(xr.open_zarr(out).load(), before)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -192,7 +200,7 @@ def test_isolated_dut_equals_one_unit_torch_lstm(lstm_file):
     L = net.layers[0]
     x = np.sin(0.3 * np.arange(1, 101))
     stim = xr.DataArray(x, dims="time", coords={"time": np.arange(1, 101)}, attrs={"dt": 1.0})
-    resp = lstm_cells(stim, weights=str(lstm_file)).load().isel(dataset=0, network_size=0)
+    resp = lstm_cells(stim, weights=str(lstm_file)).load().isel(network=0)
     N = net.hidden_size
     for u in range(N):
         one = torch.nn.LSTM(1, 1).double()
@@ -258,7 +266,7 @@ def test_cli_run_then_show_prints_mean_and_std(tmp_path, lstm_file, capsys):
     assert cli.main(["show", str(tmp_path / "r.zarr"), "--sel", "frequency=0.1"]) == 0
     out = capsys.readouterr().out
     ds = xr.open_zarr(tmp_path / "r.zarr")
-    delta = ds.metrics.sel(metric="delta_response", frequency=0.1).isel(dataset=0, network_size=0)
+    delta = ds.delta_response.isel(network=0)
     assert f"{float(delta.mean()):.4g} ± {float(delta.std()):.3g}" in out
     assert cli.main(["show", str(tmp_path / "nothing.zarr")]) == 2
     assert "is not a result store" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 from scipy.signal import lfilter
 
+from testbench import schema
 from testbench.analyzers.frequency import frequency_response
 from testbench.bode import fig_bode
 from testbench.engine import build, run
@@ -203,13 +204,15 @@ nodes:
 
 def test_lstm_sweep_through_a_graph(lstm_file):
     res = build(load_graph("g.yaml", text=GRAPH.format(weights=lstm_file)))
-    m = res.dataset.metrics
-    assert m.chunks is not None  # lazy until computed
-    assert m.dims == ("dataset", "network_size", "cell", "metric", "frequency")
+    assert res.dataset.gain.chunks is not None  # lazy until computed
+    assert res.dataset.gain.dims == ("network", "cell", "frequency")
+    assert res.dataset.settling_time.dims == ("network", "cell")  # no sweep it does not depend on
+    m = schema.metrics(res.dataset, ["gain", "phase_lag", "fundamental_fraction"])
+    assert m.dims == ("network", "cell", "metric", "frequency")
     np.testing.assert_array_equal(m["frequency"], [0.01, 0.025, 0.05, 0.1, 0.25])
     m = m.load()
     gain, lag = m.sel(metric="gain"), m.sel(metric="phase_lag")
-    assert gain.shape == (1, 1, 6, 5) and np.isfinite(gain).all() and (gain > 0).all()
+    assert gain.shape == (1, 6, 5) and np.isfinite(gain).all() and (gain > 0).all()
     assert ((lag > -180) & (lag <= 180)).all()
     # a small sine keeps the cells near-linear: the sinusoid at f explains the response
     assert (m.sel(metric="fundamental_fraction") > 0.99).all()
@@ -236,8 +239,8 @@ def test_fig_bode_from_a_lazily_opened_store(lstm_file, tmp_path):
     assert gain_ax.get_xscale() == gain_ax.get_yscale() == "log"
     assert "gain" in gain_ax.get_ylabel()
     assert phase_ax.get_ylabel() == "phase lag [degree]"
-    assert phase_ax.get_xlabel() == "stimulus frequency [cycles per time unit]"
-    assert colorbar.get_ylabel() == "settling time [time unit] (grey: never settles)"
+    assert phase_ax.get_xlabel() == "stimulus frequency [cycles per step]"  # dt = 1: in steps
+    assert colorbar.get_ylabel() == "settling time [steps] (grey: never settles)"
     assert len(gain_ax.lines) == 6
     fig.savefig(tmp_path / "bode.png")  # renders with the Agg canvas
     assert (tmp_path / "bode.png").stat().st_size > 0

@@ -14,9 +14,10 @@ import h5py
 import numpy as np
 import pytest
 
-from testbench import importers, weights
+from testbench import models
 from testbench.errors import WeightsError
-from testbench.weights import Layer, Network
+from testbench.models import import_keras, import_onnx, import_torch, weights
+from testbench.models.weights import Layer, Network
 
 torch = pytest.importorskip("torch")
 
@@ -107,7 +108,7 @@ def test_torch_module_reproduces_layer_output(cell, cls, kwargs):
     torch.manual_seed(1)
     module = cls(M, N, **kwargs)
     x = np.random.default_rng(1).normal(size=(T, M))
-    net = importers.load_torch(module)
+    net = import_torch.load_torch(module)
     weights.validate(net)
     assert (net.cell_type, len(net.layers)) == (cell, kwargs.get("num_layers", 1))
     assert net.directions == (2 if kwargs.get("bidirectional") else 1)
@@ -140,8 +141,8 @@ def seq2one(tmp_path):
 def test_torch_files_import_layer_and_readout(seq2one, name, trust):
     model, folder = seq2one
     with warnings.catch_warnings():
-        warnings.simplefilter("error" if not trust else "ignore", importers.TrustedPickleWarning)
-        net = importers.load_any(folder / name, trust_pickle=trust)
+        warnings.simplefilter("error" if not trust else "ignore", import_torch.TrustedPickleWarning)
+        net = models.load(folder / name, trust_pickle=trust)
     x = np.random.default_rng(2).normal(size=(T, M))
     np.testing.assert_allclose(np_forward(net, x), torch_output(model.rnn, x), atol=TOL)
     np.testing.assert_array_equal(net.readout_weight, model.head.weight.detach().numpy())
@@ -151,23 +152,23 @@ def test_torch_files_import_layer_and_readout(seq2one, name, trust):
 
 def test_export_round_trips_bidirectional_through_testbench_format(seq2one):
     model, folder = seq2one
-    with pytest.warns(importers.TrustedPickleWarning, match=r"model\.pt: unpickling"):
-        out = importers.export(folder / "model.pt", folder / "out" / "w.h5", trust_pickle=True)
+    with pytest.warns(import_torch.TrustedPickleWarning, match=r"model\.pt: unpickling"):
+        out = models.export(folder / "model.pt", folder / "out" / "w.h5", trust_pickle=True)
     with h5py.File(out) as f:
         assert bool(f.attrs["bidirectional"]) and "layers/1/W_hh_reverse" in f
-    net, again = importers.load_torch(model), importers.load_any(out)
+    net, again = import_torch.load_torch(model), models.load(out)
     for a, b in zip(net.layers, again.layers):
         for name in vars(a):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(again.readout_weight, net.readout_weight)
-    assert again.metadata["source_sha256"] == weights.checksum(folder / "model.pt")
+    assert again.metadata["source_sha256"] == models.checksum(folder / "model.pt")
 
 
 def test_torch_whole_module_refused_without_trust_pickle(seq2one):
     _, folder = seq2one
     with pytest.raises(WeightsError, match=r"model\.pt: the file holds pickled Python objects.*"
                                            r"Seq2One.*arbitrary code.*state_dict.*trust_pickle"):
-        importers.load_torch(folder / "model.pt")
+        import_torch.load_torch(folder / "model.pt")
 
 
 class TwoRnns(torch.nn.Module):
@@ -180,27 +181,27 @@ class TwoRnns(torch.nn.Module):
 def test_torch_layer_choice_and_errors():
     model = TwoRnns()
     with pytest.raises(WeightsError, match=r"2 recurrent layer.*'enc', 'dec'.*layer='enc'"):
-        importers.load_torch(model)
+        import_torch.load_torch(model)
     with pytest.raises(WeightsError, match=r"no recurrent layer.* named 'decc'.*did you mean 'dec'"):
-        importers.load_torch(model, layer="decc")
-    assert importers.load_torch(model, layer="dec").cell_type == "gru"
+        import_torch.load_torch(model, layer="decc")
+    assert import_torch.load_torch(model, layer="dec").cell_type == "gru"
     with pytest.raises(WeightsError, match=r"weight_ih_l0 key\) named 'encc'; did you mean 'enc'"):
-        importers.load_torch(model.state_dict(), layer="encc")
+        import_torch.load_torch(model.state_dict(), layer="encc")
 
 
 def test_torch_proj_size_refused():
     module = torch.nn.LSTM(M, N, proj_size=2)
     with pytest.raises(WeightsError, match=r"proj_size=2 is not supported"):
-        importers.load_torch(module)
+        import_torch.load_torch(module)
     with pytest.raises(WeightsError, match=r"weight_hr_l0.*proj_size > 0"):
-        importers.load_torch(module.state_dict())
+        import_torch.load_torch(module.state_dict())
 
 
 def test_torch_rnn_state_dict_needs_nonlinearity():
     module = torch.nn.RNN(M, N, nonlinearity="relu")
     with pytest.raises(WeightsError, match=r"does not record its nonlinearity.*rnn_nonlinearity="):
-        importers.load_torch(module.state_dict())
-    net = importers.load_torch(module.state_dict(), rnn_nonlinearity="relu")
+        import_torch.load_torch(module.state_dict())
+    net = import_torch.load_torch(module.state_dict(), rnn_nonlinearity="relu")
     x = np.random.default_rng(3).normal(size=(T, M))
     np.testing.assert_allclose(np_forward(net, x), torch_output(module, x), atol=TOL)
 
@@ -209,8 +210,8 @@ def test_missing_torch_names_the_extra(tmp_path, monkeypatch):
     path = tmp_path / "w.pt"
     path.write_bytes(b"not used")
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(WeightsError, match=r"pip install 'testbench\[torch\]'"):
-        importers.load_torch(path)
+    with pytest.raises(WeightsError, match=r"pip install 'rnn-testbench\[torch\]'"):
+        import_torch.load_torch(path)
 
 
 def test_nan_weights_refused(tmp_path):
@@ -219,12 +220,12 @@ def test_nan_weights_refused(tmp_path):
         module.weight_hh_l0[4, 1] = float("nan")
     torch.save(module.state_dict(), tmp_path / "nan.pt")
     with pytest.raises(WeightsError, match=r"nan\.pt: layers/0/W_hh holds 1 non-finite .*index \(4, 1\)"):
-        importers.load_any(tmp_path / "nan.pt")
+        models.load(tmp_path / "nan.pt")
 
 
 def test_validate_refuses_mixed_directions():
     torch.manual_seed(4)
-    net = importers.load_torch(torch.nn.LSTM(M, N, num_layers=2, bidirectional=True))
+    net = import_torch.load_torch(torch.nn.LSTM(M, N, num_layers=2, bidirectional=True))
     net.layers[1] = Layer(net.layers[1].W_ih, net.layers[1].W_hh, net.layers[1].b_ih, net.layers[1].b_hh)
     with pytest.raises(WeightsError, match=r"layers/1 holds reverse arrays none but layers/0 is bidirectional"):
         weights.validate(net)
@@ -254,7 +255,7 @@ def keras_forward(cls, w, x, activation="tanh"):
 
 
 def keras_weights(cls, m, n, rng, use_bias=True):
-    g = importers.KERAS_RNN[cls]
+    g = import_keras.KERAS_RNN[cls]
     w = {"kernel": rng.normal(size=(m, g * n)), "recurrent_kernel": rng.normal(size=(n, g * n))}
     if use_bias:
         w["bias"] = rng.normal(size=(2, g * n) if cls == "GRU" else (g * n,))
@@ -311,7 +312,7 @@ def test_keras_layer_reproduces_keras_equations(tmp_path, cls, style, whole, con
         (name, cls, keras_layer(cls, name, w, f"{name}_cell"), config),
         ("dense", "Dense", dense, {"activation": "linear"}),
     ], style=style, whole_model=whole)
-    net = importers.load_any(tmp_path / "k.h5")
+    net = models.load(tmp_path / "k.h5")
     x = rng.normal(size=(T, M))
     expected = keras_forward(cls, w, x, (config or {}).get("activation", "tanh"))
     np.testing.assert_allclose(np_forward(net, x), expected, atol=1e-10)
@@ -336,12 +337,12 @@ def test_keras_bidirectional_and_stacked_layers(tmp_path):
     x = rng.normal(size=(T, M))
     first = np.concatenate([keras_forward("LSTM", fwd, x), keras_forward("LSTM", bwd, x[::-1])[::-1]], 1)
     with pytest.raises(WeightsError, match=r"2 Keras recurrent layers found \('bidirectional', 'lstm_1'\)"):
-        importers.load_keras_h5(tmp_path / "bi.h5")
-    net = importers.load_keras_h5(tmp_path / "bi.h5", layer="bidirectional")
+        import_keras.load_keras_h5(tmp_path / "bi.h5")
+    net = import_keras.load_keras_h5(tmp_path / "bi.h5", layer="bidirectional")
     assert net.directions == 2 and net.readout_mode == "every"
     np.testing.assert_allclose(torch_output(torch_module_from(net), x), first, atol=TOL)
     with pytest.raises(WeightsError, match=r"cannot stack 'bidirectional'.*on 'lstm_1'"):
-        importers.load_keras_h5(tmp_path / "bi.h5", layer=["lstm_1", "bidirectional"])
+        import_keras.load_keras_h5(tmp_path / "bi.h5", layer=["lstm_1", "bidirectional"])
 
 
 def test_keras_stack_of_two_layers(tmp_path):
@@ -351,7 +352,7 @@ def test_keras_stack_of_two_layers(tmp_path):
         ("gru", "GRU", keras_layer("GRU", "gru", low, "gru_cell"), None),
         ("gru_1", "GRU", keras_layer("GRU", "gru_1", high, "gru_cell"), None),
     ])
-    net = importers.load_any(tmp_path / "s.h5", layer=["gru", "gru_1"])
+    net = models.load(tmp_path / "s.h5", layer=["gru", "gru_1"])
     x = rng.normal(size=(T, M))
     expected = keras_forward("GRU", high, keras_forward("GRU", low, x))
     np.testing.assert_allclose(torch_output(torch_module_from(net), x), expected, atol=TOL)
@@ -369,14 +370,14 @@ def test_keras_unsupported_variants_refused(tmp_path, cls, config, bias_shape, m
         w["bias"] = np.zeros(bias_shape, np.float32)
     write_keras_h5(tmp_path / "bad.h5", [("rnn", cls, keras_layer(cls, "rnn", w, "cell"), config)])
     with pytest.raises(WeightsError, match=r"bad\.h5 layer 'rnn'.*" + match):
-        importers.load_any(tmp_path / "bad.h5")
+        models.load(tmp_path / "bad.h5")
 
 
 def test_hdf5_without_keras_layout_refused(tmp_path):
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["x"] = np.zeros(3)
     with pytest.raises(WeightsError, match=r"no 'layer_names' attribute.*not a legacy Keras HDF5"):
-        importers.load_any(tmp_path / "other.h5")
+        models.load(tmp_path / "other.h5")
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -414,7 +415,7 @@ def test_onnx_lstm_reproduces_onnx_equations(tmp_path):
     rng = np.random.default_rng(9)
     W, R, B = (0.5 * rng.normal(size=s) for s in ((1, 4 * N, M), (1, 4 * N, N), (1, 8 * N)))
     path = onnx_model("LSTM", [W, R, B], tmp_path / "lstm.onnx", hidden_size=N)
-    net = importers.load_any(path)
+    net = models.load(path)
     x = rng.normal(size=(T, M))
     f32 = [a[0].astype(np.float32).astype(np.float64) for a in (W, R, B)]
     np.testing.assert_allclose(np_forward(net, x), onnx_lstm_forward(*f32, x), atol=1e-10)
@@ -433,7 +434,7 @@ def test_onnx_unsupported_variants_refused(tmp_path, op_type, attrs, peephole, m
         arrays += [None, None, None, np.ones((1, 3 * N))]
     path = onnx_model(op_type, arrays, tmp_path / "bad.onnx", hidden_size=N, **attrs)
     with pytest.raises(WeightsError, match=r"bad\.onnx node 'rec': " + match):
-        importers.load_onnx(path)
+        import_onnx.load_onnx(path)
 
 
 class OnnxNet(torch.nn.Module):
@@ -459,7 +460,7 @@ def test_onnx_export_of_torch_reproduces_torch(tmp_path, rnn, dynamo):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(T, 1, M),), tmp_path / "m.onnx", dynamo=dynamo)
-    net = importers.load_any(tmp_path / "m.onnx")
+    net = models.load(tmp_path / "m.onnx")
     assert (len(net.layers), net.directions) == (model.rnn.num_layers, 2 if model.rnn.bidirectional else 1)
     np.testing.assert_allclose(np_forward(net, x), torch_output(model.rnn, x), atol=TOL)
 
@@ -472,10 +473,10 @@ def test_onnx_without_recurrent_operator_refused(tmp_path):
     graph = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "g", io[:1], io[1:])
     onnx.save(helper.make_model(graph), tmp_path / "relu.onnx")
     with pytest.raises(WeightsError, match=r"no ONNX recurrent operator.*dynamo=False"):
-        importers.load_any(tmp_path / "relu.onnx")
+        models.load(tmp_path / "relu.onnx")
 
 
 def test_unknown_suffix_refused(tmp_path):
     (tmp_path / "w.bin").write_bytes(b"\0" * 16)
     with pytest.raises(WeightsError, match=r"unknown weights format \(suffix '\.bin'\)"):
-        importers.load_any(tmp_path / "w.bin")
+        models.load(tmp_path / "w.bin")

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import random_network
 from testbench import store as S
-from testbench import weights as W
+from testbench import models as W
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def start(folder: Path, amplitude: float) -> subprocess.Popen:
 def amplitude_of(target: Path) -> float:
     """The step amplitude of the complete store at ``target`` (raises if it is not complete)."""
     ds = S.open_store(target)
-    ds.metrics.load()
+    ds.load()
     return json.loads(ds.attrs["settings"])["step"]["settings"]["amplitude"]
 
 

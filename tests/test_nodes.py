@@ -81,6 +81,7 @@ def test_cli_nodes_lists_settings_with_types_and_docs(capsys):
     assert "lstm_cells  [dut]" in out
     assert "chunk_cells: int (>= 1) = 256" in out
     assert cli.main(["nodes", "sine_response"]) == 0
-    assert "Parameters" in capsys.readouterr().out
+    out = capsys.readouterr().out  # settings from the signature; the docstring without Parameters
+    assert "steady_frac: float (> 0 and <= 1) = 0.5" in out and "Returns" in out
     assert cli.main(["nodes", "sine_respons"]) == 2
     assert "did you mean 'sine_response'" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import random_network
 from testbench import preflight as P
-from testbench import weights as W
+from testbench import models as W
 from testbench.errors import BackendError, GraphError
 from testbench.graph import load_graph, scheduler_problem
 from testbench.nodes import Port, analyzer, lookup
@@ -107,7 +107,7 @@ CASES = [
      (), r"node 'cells' \[settings\.weights\] .*holds a lstm network.*\n\s+fix: use type lstm_cells"),
     ("duplicate-network",
      graph(cells="type: lstm_cells\n    inputs: [step]\n    settings: {weights: [WEIGHTS, WEIGHTS]}"),
-     (), r"node 'cells' \[settings\.weights\] .*both a 6-cell network.*\n\s+fix: "),
+     (), r"node 'cells' \[settings\.weights\] .*both get the label 'toy-6'.*\n\s+fix: give explicit labels"),
     ("in-network-with-traces",
      graph(cells="type: lstm_cells\n    inputs: [step]\n    settings: {weights: WEIGHTS, "
                  "mode: in_network, traces: true}"),
@@ -301,7 +301,7 @@ def test_valid_graph_validates_and_runs(cli, tmp_path, weights):
     v = cli("validate", g, "-o", out)
     assert v.status == 0, v.text
     assert "valid (2 stimulus, 2 dut, 2 analyzer)" in v.out
-    # 2 analyzers x (dataset 1 x network_size 1 x cell 6) x (4 + 5 metrics); 2 DUTs x 6 cells x 60
+    # 2 analyzers x (network 1 x cell 6) x (4 + 5 metrics); 2 DUTs x 6 cells x 60
     assert "would compute: grid 54 values, 720 simulated samples; peak memory ~" in v.out
     assert not out.exists()
     r = cli("run", g, "-o", out, "-q")
@@ -326,8 +326,7 @@ def test_plan_facts_follow_the_sweeps(weights):
     """)
     plan = P.preflight(load_graph("g.yaml", text=text), check_output=False)
     assert plan.facts["sine"].dims == {"frequency": 3} and plan.facts["sine"].length_steps == 80
-    assert plan.facts["cells"].dims == {"dataset": 1, "network_size": 1, "cell": 6, "channel": 3,
-                                        "frequency": 3}
+    assert plan.facts["cells"].dims == {"network": 1, "cell": 6, "channel": 3, "frequency": 3}
     assert plan.samples == 6 * 3 * 3 * 80
     assert plan.grid_size == 6 * 3 * 3 * 5
 

@@ -16,6 +16,7 @@ import xarray as xr
 
 from conftest import SHARED_DATA
 from testbench import report as R
+from testbench import schema
 from testbench import store as S
 
 METRICS = ["initial_response", "final_response", "delta_response", "settling_time", "amplitude",
@@ -23,6 +24,7 @@ METRICS = ["initial_response", "final_response", "delta_response", "settling_tim
 UNITS = ["1", "1", "1", "time unit", "1", "cycles per time unit", "1", "1"]
 ANALYZERS = ["step_metrics"] * 4 + ["sine_metrics"] * 4
 SIZES = [32, 64, 128]
+DATASETS = ["co2", "mnist"]
 
 
 def provenance(step_dt=1.0, frequencies=None):
@@ -43,48 +45,59 @@ def provenance(step_dt=1.0, frequencies=None):
 
 
 def synthetic_store(path, seed=0, *, frequencies=None, bode=False, ablation=True, step_dt=1.0):
-    """Two datasets (co2, mnist) x three sizes, amplitude ~ 1/N, frequency constant (0.05),
-    zero/mean ablation at N = 128. ``frequencies``: a sine frequency sweep that the sine metrics
-    depend on; ``bode``: also ``gain`` and ``phase_lag`` metrics of a first-order lag."""
+    """Networks co2-N and mnist-N for N in 32, 64, 128 (amplitude ~ 1/N, frequency constant 0.05)
+    in the result schema; zero/mean ablation of the 128-cell ones. ``frequencies``: a sine
+    frequency sweep that the sine metrics depend on; ``bode``: also ``gain`` and ``phase_lag``
+    metrics of a first-order lag. Returns the stored dataset."""
     rng = np.random.default_rng(seed)
     names, units, analyzers = list(METRICS), list(UNITS), list(ANALYZERS)
     if bode:
         names += ["gain", "phase_lag"]
         units += ["1", "degree"]
         analyzers += ["bode", "bode"]
-    data = np.full((2, 3, 128, len(names)), np.nan)
-    for j, n in enumerate(SIZES):
-        data[:, j, :n] = rng.normal(size=(2, n, len(names)))
-        data[:, j, :n, 3] = rng.uniform(1, 50, (2, n))                     # settling time
-        data[:, j, :n, 4] = (4.0 / n) * rng.uniform(0.5, 1.5, (2, n))      # amplitude
-        data[:, j, :n, 5] = 0.05
-    data[1, 2, :64, 2] = np.abs(data[1, 2, :64, 2])      # mnist-128: 64 excitatory by delta ...
-    data[1, 2, 64:, 2] = -np.abs(data[1, 2, 64:, 2])     # ... and 64 inhibitory
-    coords = {"dataset": ["co2", "mnist"], "network_size": SIZES, "cell": np.arange(128),
-              "metric": names, "units": ("metric", units), "analyzer": ("metric", analyzers)}
-    metrics = xr.DataArray(data, dims=("dataset", "network_size", "cell", "metric"), coords=coords)
+    labels = [f"{d}-{n}" for d in DATASETS for n in SIZES]
+    sizes = np.array([n for _ in DATASETS for n in SIZES])
+    data = np.full((len(labels), 128, len(names)), np.nan)
+    for k, n in enumerate(sizes):
+        data[k, :n] = rng.normal(size=(n, len(names)))
+        data[k, :n, 3] = rng.uniform(1, 50, n)                      # settling time
+        data[k, :n, 4] = (4.0 / n) * rng.uniform(0.5, 1.5, n)       # amplitude
+        data[k, :n, 5] = 0.05
+    mnist = labels.index("mnist-128")
+    data[mnist, :64, 2] = np.abs(data[mnist, :64, 2])      # mnist-128: 64 excitatory by delta ...
+    data[mnist, 64:, 2] = -np.abs(data[mnist, 64:, 2])     # ... and 64 inhibitory
+    coords = {"network": labels, "cell": np.arange(128), "metric": names,
+              "units": ("metric", units), "analyzer": ("metric", analyzers),
+              "dataset": ("network", [lb.split("-")[0] for lb in labels]),
+              "network_size": ("network", sizes), "seed": ("network", np.zeros(len(labels), int)),
+              "variant": ("network", ["trained"] * len(labels)),
+              "cell_type": ("network", ["lstm"] * len(labels)),
+              "checksum": ("network", labels), "source": ("network", [f"zoo:{lb}" for lb in labels]),
+              "n_cells": ("network", sizes)}
+    metrics = xr.DataArray(data, dims=("network", "cell", "metric"), coords=coords)
     if frequencies:
         f = xr.DataArray(frequencies, dims="frequency", coords={"frequency": frequencies})
         sine = metrics["analyzer"] != "step_metrics"
         metrics = xr.where(sine, metrics * (1 + f), metrics).transpose(*metrics.dims, "frequency")
         if bode:
-            pole = rng.uniform(0.02, 0.2, (2, 3, 128))[..., None]
-            gain = 1 / np.sqrt(1 + (np.asarray(frequencies) / pole) ** 2)
+            pole = rng.uniform(0.02, 0.2, (len(labels), 128))[..., None]
+            freq = np.asarray(frequencies)
+            gain = 1 / np.sqrt(1 + (freq / pole) ** 2)
             metrics.loc[{"metric": "gain"}] = np.where(np.isfinite(data[..., :1]), gain, np.nan)
-            metrics.loc[{"metric": "phase_lag"}] = np.degrees(np.arctan(np.asarray(frequencies) / pole))
-    variables = {"metrics": metrics}
-    ds_coords = {}
+            metrics.loc[{"metric": "phase_lag"}] = np.degrees(np.arctan(freq / pole))
+    ds = schema.from_metrics(metrics)
     if ablation:
-        impact = np.full((2, 2, 3, 128), np.nan)
-        impact[:, :, 2] = rng.normal(0, 0.01, (2, 2, 128))
-        variables["ablation_impact"] = (("mode", "dataset", "network_size", "cell"), impact)
-        variables["ablation_intact"] = (("dataset", "network_size"),
-                                        np.array([[np.nan, np.nan, 0.3]] * 2))
-        ds_coords = {"mode": ["zero", "mean"], "error_units": ("dataset", ["ppm", "1"]),
-                     "error_metric": ("dataset", ["mae", "misclassification_rate"])}
-    ds = xr.Dataset(variables, coords=ds_coords)
-    ds.attrs["weights"] = json.dumps({"cells": [
-        {"source": "zoo:mnist-128", "dataset": "mnist", "network_size": 128}]})
+        impact = np.full((2, len(labels), 128), np.nan)
+        ablated = [k for k, n in enumerate(sizes) if n == 128]
+        impact[:, ablated] = rng.normal(0, 0.01, (2, len(ablated), 128))
+        intact = np.where(sizes == 128, 0.3, np.nan)
+        ds = ds.assign(ablation_impact=(("mode", "network", "cell"), impact),
+                       ablation_intact=(("mode", "network"), np.stack([intact, intact])))
+        ds = ds.assign_coords(
+            mode=["zero", "mean"],
+            error_units=("network", ["ppm" if lb.startswith("co2") else "1" for lb in labels]),
+            error_metric=("network", ["mae" if lb.startswith("co2") else "misclassification_rate"
+                                      for lb in labels]))
     ds.attrs["created_utc"] = "2026-01-01T00:00:00Z"
     ds.attrs["settings"] = provenance(step_dt, frequencies)
     S.write(ds, path, progress=False)
@@ -118,29 +131,30 @@ def texts(fig) -> list[str]:
 
 def test_table1_and_sign_fractions(page):
     _, ds, _ = page
-    t1 = R.table1(ds.metrics)
-    v = ds.metrics.sel(dataset="mnist", network_size=128, metric="amplitude")
-    assert t1.loc["mnist", ("amplitude", "mean")] == pytest.approx(float(v.mean()))
-    assert t1.loc["mnist", ("amplitude", "std")] == pytest.approx(float(v.std()))
+    metrics = schema.metrics(ds)
+    t1 = R.table1(metrics)
+    assert list(t1.index) == ["co2-128", "mnist-128"]
+    v = metrics.sel(network="mnist-128", metric="amplitude")
+    assert t1.loc["mnist-128", ("amplitude", "mean")] == pytest.approx(float(v.mean()))
+    assert t1.loc["mnist-128", ("amplitude", "std")] == pytest.approx(float(v.std()))
     assert list(dict.fromkeys(t1.columns.get_level_values(0))) == list(R.TABLE1_METRICS)
-    fr = R.sign_fractions(ds.metrics)
-    assert fr.loc["mnist", "delta_response excitatory"] == 0.5
-    assert fr.loc["mnist", "delta_response inhibitory"] == 0.5
+    fr = R.sign_fractions(metrics)
+    assert fr.loc["mnist-128", "delta_response excitatory"] == 0.5
+    assert fr.loc["mnist-128", "delta_response inhibitory"] == 0.5
 
 
 def test_csvs_have_one_header_row_and_integer_counts(page):
     path, ds, _ = page
-    for name, index_cols in (("table1.csv", 1), ("sign_fractions.csv", 1), ("validity.csv", 4),
-                             ("capacity.csv", 2)):
+    for name in ("table1.csv", "sign_fractions.csv", "validity.csv", "capacity.csv"):
         text = (path.parent / name).read_text()
         frame = pd.read_csv(path.parent / name)
         assert not any(str(c).startswith("Unnamed") for c in frame.columns), name
-        assert frame.iloc[0, 0] in ("co2", "mnist"), f"{name}: a second header row"
+        assert frame.iloc[0, 0] in ("co2-128", "co2"), f"{name}: a second header row"
         assert not re.search(r",128\.0\b", text), f"{name}: counts written as floats"
     t1 = pd.read_csv(path.parent / "table1.csv", index_col=0)
-    assert t1.loc["mnist", "amplitude_n"] == 128 and t1["amplitude_n"].dtype.kind == "i"
-    assert t1.loc["mnist", "amplitude_mean"] == pytest.approx(
-        float(ds.metrics.sel(dataset="mnist", network_size=128, metric="amplitude").mean()))
+    assert t1.loc["mnist-128", "amplitude_n"] == 128 and t1["amplitude_n"].dtype.kind == "i"
+    assert t1.loc["mnist-128", "amplitude_mean"] == pytest.approx(
+        float(ds["amplitude"].sel(network="mnist-128").mean()))
     validity = pd.read_csv(path.parent / "validity.csv")
     assert validity["n"].dtype.kind == "i" and set(validity["n"]) == {128}
     assert {"p_perm_holm", "p_perm_bh", "p_overlap_holm", "p_overlap_bh",
@@ -148,21 +162,52 @@ def test_csvs_have_one_header_row_and_integer_counts(page):
     assert pd.read_csv(path.parent / "capacity.csv")["n_points"].dtype.kind == "i"
 
 
+def html_tables(text: str) -> list[list[list[str]]]:
+    """The tables of an HTML page: rows of cell texts (header and index cells included)."""
+    from html.parser import HTMLParser
+
+    tables = []
+
+    class Parser(HTMLParser):
+        cell = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                tables.append([])
+            elif tag == "tr":
+                tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                tables[-1][-1].append(self.cell.strip())
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    Parser().feed(text)
+    return tables
+
+
 def test_validity_table_in_the_page(page):
     path, _, _ = page
     text = path.read_text()
     assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE)
-    table = pd.read_html(path, match="Spearman")[0]
-    header = " ".join(map(str, table.columns))
-    for column in ("Spearman ρ [95% CI]", "failed resamples ρ / τ", "p perm. (Holm, BH)",
-                   "p overlap (Holm, BH)", "note"):
-        assert column in header
-    shown = set(table.iloc[:, 3].astype(str))
+    table = next(t for t in html_tables(text) if "Spearman ρ [95% CI]" in t[0])
+    for column in ("failed resamples ρ / τ", "p perm. (Holm, BH)", "p overlap (Holm, BH)", "note"):
+        assert column in table[0]
+    shown = {cell for row in table[2:] for cell in row}
     assert {"settling time", "delta response", "|delta response|", "frequency"} <= shown
-    assert not {"|settling time|", "|amplitude|", "|frequency|"} & shown     # non-negative metrics
-    frequency = table[table.iloc[:, 3] == "frequency"].iloc[0]
-    assert frequency.iloc[5] == "n/a"                                       # Spearman ρ
-    assert "constant across the 128 cells" in frequency.iloc[-1]
+    assert not {"|settling time|", "|amplitude|", "|frequency|"} & shown    # non-negative metrics
+    frequency = next(row for row in table if "frequency" in row)
+    after = frequency[frequency.index("frequency") + 1:]
+    assert after[0] == "128" and after[1] == after[2] == "n/a"            # n, Spearman, Kendall
+    assert "constant across the 128 cells" in after[-1]
+    holm = next(row for row in table if "settling time" in row)[-4]
+    assert re.fullmatch(r"[\d.e-]+ \([\d.e-]+, [\d.e-]+\)", holm)         # p (Holm, BH)
 
 
 def test_page_is_self_contained_and_lists_every_section(page):
@@ -178,6 +223,7 @@ def test_page_is_self_contained_and_lists_every_section(page):
     for heading in ("Table 1", "Predictive validity", "Fig. 5", "Fig. 2B"):
         assert heading in text
     assert "settling time [steps]" in text and "settling_time" not in text
+    assert "Intact test errors: co2-128: 0.3 ppm; mnist-128: 0.3.</p>" in text
     if (data_dir / "mnist").is_dir():
         assert "fig2b_heatmap.png" in images
     else:
@@ -193,9 +239,21 @@ def test_fig2b_is_skipped_with_a_reason_without_data(tmp_path):
     assert re.search(r"skipped: .*mnist", path.read_text())
 
 
+def test_a_store_of_step_metrics_only_gets_table1_without_the_sine_columns(tmp_path):
+    ds = synthetic_store(tmp_path / "s.zarr", ablation=False)
+    step = [v for v in ds.data_vars if ds[v].attrs["analyzer"] == "step_metrics"]
+    S.write(ds[step], tmp_path / "step.zarr", progress=False)
+    path = R.write_report(tmp_path / "step.zarr", tmp_path / "out", data_dir=tmp_path / "none")
+    text = path.read_text()
+    assert "settling time [steps]" in text and "delta response excitatory" in text
+    assert "amplitude" not in text and "correlation" not in text
+    assert list(pd.read_csv(tmp_path / "out" / "sign_fractions.csv").columns) == [
+        "network", "delta_response excitatory", "delta_response inhibitory"]
+
+
 def test_report_refuses_a_store_without_metrics(tmp_path):
     S.write(xr.Dataset({"x": ("a", [1.0])}), tmp_path / "s.zarr", progress=False)
-    with pytest.raises(R.ReportError, match=r"holds no 'metrics' variable \(has: x\)"):
+    with pytest.raises(R.ReportError, match=r"holds no metric variables \(has: x\); fix: run "):
         R.write_report(tmp_path / "s.zarr", tmp_path / "out")
 
 
@@ -238,7 +296,7 @@ def test_fig4_shows_mode_units_and_cells_that_do_not_overlap(lazy):
     ds, words = lazy
     fig = R.fig_trend(words, ds.ablation_impact.sel(mode="zero"), metric="delta_response")
     co2, mnist = fig.axes
-    assert co2.get_title() == "co2, 128 cells, zero knock-out"
+    assert co2.get_title() == "co2-128, zero knock-out"
     assert co2.get_ylabel() == "Δ test MAE [ppm]"
     assert mnist.get_ylabel() == "Δ test misclassification rate"
     assert co2.get_xlabel() == "cells sorted by delta response (ascending)"
@@ -303,9 +361,8 @@ def test_report_sel_reports_one_point_of_a_swept_store(swept, cli):
     text = (swept / "at" / "index.html").read_text()
     assert "at <code>frequency=0.1</code>" in text
     t1 = pd.read_csv(swept / "at" / "table1.csv", index_col=0)
-    ds = xr.open_zarr(swept / "f.zarr")
-    expected = ds.metrics.sel(dataset="co2", network_size=128, metric="amplitude", frequency=0.1)
-    assert t1.loc["co2", "amplitude_mean"] == pytest.approx(float(expected.mean()))
+    expected = xr.open_zarr(swept / "f.zarr")["amplitude"].sel(network="co2-128", frequency=0.1)
+    assert t1.loc["co2-128", "amplitude_mean"] == pytest.approx(float(expected.mean()))
     off = cli("report", swept / "f.zarr", "-o", swept / "off", "--sel", "frequency=0.2")
     assert off.status == 2 and re.search(r"--sel frequency=0\.2: '0\.2' is not a value of "
                                          r"'frequency'; nearest: 0\.1; fix: use one of: 0\.05, "
@@ -327,7 +384,7 @@ def test_a_bode_store_gets_the_bode_figure(tmp_path, cli):
     from testbench.bode import fig_bode
 
     fig = fig_bode(S.open_store(tmp_path / "b.zarr"))
-    assert fig.axes[1].get_xlabel() == "stimulus frequency [cycles per step]"
+    assert fig.axes[-2].get_xlabel() == "stimulus frequency [cycles per step]"
     assert fig.axes[-1].get_ylabel() == "settling time [steps] (grey: never settles)"
 
 
@@ -344,14 +401,13 @@ def test_report_help_says_its_defaults_without_markup(cli):
 
 def test_show_on_an_ablation_only_store(tmp_path, cli):
     ds = synthetic_store(tmp_path / "s.zarr", ablation=True)
-    S.write(ds.drop_vars(["metrics", "metric", "units", "analyzer"]), tmp_path / "a.zarr",
-            progress=False)
+    S.write(ds[["ablation_impact", "ablation_intact"]], tmp_path / "a.zarr", progress=False)
     r = cli("show", tmp_path / "a.zarr")
     assert r.status == 0, r.text
     assert "ablation_impact" in r.out and "ablation_error" not in r.out  # only impact stored here
-    assert re.search(r"zero\s+co2\s+128\s+-?\d", r.out)
-    assert "intact test error: co2/128: 0.3" in r.out
-    assert "errors: co2: MAE [ppm], mnist: misclassification rate" in r.out
+    assert re.search(r"zero\s+co2-128\s+-?\d", r.out)
+    assert "intact test error: co2-128: 0.3 ppm; mnist-128: 0.3\n" in r.out
+    assert "co2-128: MAE [ppm]" in r.out and "mnist-128: misclassification rate" in r.out
     r = cli("show", tmp_path / "a.zarr", "--sel", "mode=mean")
     assert r.status == 0 and "zero" not in r.out.split("\n", 1)[1]
 
@@ -416,8 +472,9 @@ def test_page_renders_in_a_headless_browser(page, tmp_path):
     expected = re.findall(r"<img src='([^']+)'", path.read_text())
     assert [i["src"] for i in images] == expected and len(expected) >= 6
     for image in images:
+        assert image["complete"] and image["width"] > 0, f"{image['src']}: broken image"
         png = mpimg.imread(site / image["src"])
-        assert image["complete"] and (image["width"], image["height"]) == png.shape[1::-1], image
+        assert (image["width"], image["height"]) == png.shape[1::-1], image
 
     height = int(re.search(r'data-height="(\d+)"', dom)[1])
     shot = tmp_path / "shot.png"

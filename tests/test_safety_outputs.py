@@ -25,7 +25,7 @@ import zarr
 
 from conftest import random_network, tree_hash
 from testbench import store as S
-from testbench import weights as W
+from testbench import models as W
 from testbench.errors import OutputError
 
 GRAPH = """\
@@ -51,7 +51,10 @@ def stores(tmp_path_factory):
     weights = W.save(random_network(), tmp / "toy-6.h5")
     good = run(load_graph("g.yaml", text=GRAPH.format(out=tmp / "good.zarr", weights=weights,
                                                       extra="")), progress=False)
-    S.write(xr.open_zarr(good).drop_vars("units"), tmp / "no_units.zarr", progress=False)
+    no_units = xr.open_zarr(good)
+    for var in no_units.data_vars.values():
+        var.attrs.pop("units", None)
+    S.write(no_units, tmp / "no_units.zarr", progress=False)
     return {"good": Path(good), "no_units": tmp / "no_units.zarr", "weights": weights}
 
 
@@ -130,7 +133,7 @@ def v1_store(w: World, name="old.zarr") -> Path:
 
 
 def corrupt(path: Path) -> Path:
-    chunk = next(p for p in sorted((path / "metrics").iterdir()) if not p.name.startswith("."))
+    chunk = next(p for p in sorted((path / "settling_time").iterdir()) if not p.name.startswith("."))
     chunk.write_bytes(b"\x00garbage, not a compressed chunk" * 3)
     return path
 
@@ -251,18 +254,19 @@ CASES = {
                                        rf"missing or corrupt; {FIX_READ}"),
     "report_v1_store": lambda w: (["report", v1_store(w), "-o", w.root / "new_report"],
                                   r"'.*old\.zarr' is a testbench store of format version 1, written "
-                                  rf"before .*; this testbench reads format version 2; {FIX_READ}"),
+                                  rf"before .*; this testbench reads format version 3; {FIX_READ}"),
     # ---- show
     "show_incomplete_store": lambda w: (["show", _incomplete(w)],
                                         rf"'.*half\.zarr' is an incomplete store.*{FIX_READ}"),
     "show_newer_version": lambda w: (["show", _newer(w)],
                                      r"'.*new\.zarr' was written by a newer testbench \(format "
-                                     r"version 3; this one reads up to 2\); fix: upgrade testbench"),
+                                     r"version 4; this one reads up to 3\); fix: upgrade testbench"),
     "show_corrupt_chunk": lambda w: (["show", corrupt(w.store("bad.zarr"))],
                                      rf"'.*bad\.zarr': reading the stored data failed .*{FIX_READ}"),
     "show_without_units": lambda w: (["show", w.store("nu.zarr", "no_units")],
-                                     r"'.*nu\.zarr': 'metrics' lacks its 'metric' dimension or "
-                                     rf"'units' coordinate.*damaged; {FIX_READ}"),
+                                     r"metric variable 'initial_response' has no 'units' "
+                                     r"attribute, which every store written by `testbench run` has; "
+                                     r"the store is damaged; fix: re-run the graph"),
     "show_sel_off_grid": lambda w: (["show", w.store("s.zarr"), "--sel", "metric=setling_time"],
                                     r"--sel metric=setling_time: 'setling_time' is not a value of "
                                     r"'metric'; did you mean 'settling_time'\? fix: use one of: "
@@ -272,7 +276,7 @@ CASES = {
                                            r"fix: use one of: 0, 1, 2, 3, 4, 5"),
     "show_sel_unknown_dim": lambda w: (["show", w.store("s.zarr"), "--sel", "cel=1"],
                                        r"--sel cel=1: no dimension 'cel'; did you mean 'cell'\? "
-                                       r"fix: use one of: dataset, network_size, cell, metric"),
+                                       r"fix: use one of: network, cell, metric"),
     "show_sel_malformed": lambda w: (["show", w.store("s.zarr"), "--sel", "cell"],
                                      r"--sel 'cell': expected DIM=VALUE; fix: e\.g\. --sel "
                                      r"frequency=0\.1"),
@@ -322,7 +326,7 @@ def _incomplete(w: World) -> Path:
 
 def _newer(w: World) -> Path:
     path = w.store("new.zarr")
-    set_root_attrs(path, testbench_format_version=3)
+    set_root_attrs(path, testbench_format_version=4)
     return path
 
 
@@ -360,15 +364,15 @@ def test_a_run_replaces_its_own_store_and_csv_and_may_use_an_empty_folder(world,
     for _ in range(2):  # the second run replaces the store and the CSV it wrote
         r = cli("run", world.graph, "-q")
         assert r.status == 0, r.text
-        assert S.open_store(empty).metrics.sizes["cell"] == 6
-        assert csv.read_text().startswith("metric")
+        assert S.open_store(empty).sizes["cell"] == 6
+        assert "initial_response_mean," in csv.read_text().splitlines()[0]  # one header row
     ledger = json.loads((csv.parent / S.LEDGER).read_text())["files"]
     assert set(ledger) == {"summary.csv"}
     assert sorted(p.name for p in world.root.iterdir() if p.name.startswith(".")) == []
     assert not (empty / S.WRITER_RECORD).exists()
     attrs = json.loads((empty / ".zattrs").read_text())
     assert (attrs["testbench_format"], attrs["testbench_format_version"],
-            attrs["testbench_complete"]) == ("testbench-store", 2, True)
+            attrs["testbench_complete"]) == ("testbench-store", S.STORE_FORMAT_VERSION, True)
 
 
 def test_an_incomplete_store_of_ours_is_replaced(world, cli):
@@ -417,7 +421,7 @@ def test_stale_siblings_of_dead_writers_are_removed_and_nothing_else(world, cli)
     assert cli("run", world.graph, "-q").status == 0
     assert not any(p.exists() for p in stale)
     assert [tree_hash(p) for p in kept] == kept_hashes
-    assert S.open_store(out).metrics.sizes["cell"] == 6
+    assert S.open_store(out).sizes["cell"] == 6
 
 
 def test_a_previous_store_moved_aside_by_a_killed_fallback_swap_is_restored(world):
@@ -437,7 +441,7 @@ def test_two_rename_fallback_where_the_exchange_is_unavailable(world, cli, monke
     monkeypatch.setattr(S, "_exchange", lambda a, b: False)
     out = world.store("out/r.zarr")
     assert cli("run", world.graph, "-q").status == 0
-    assert S.open_store(out).metrics.sizes["cell"] == 6
+    assert S.open_store(out).sizes["cell"] == 6
     assert [p.name for p in out.parent.iterdir()] == ["r.zarr"]
 
 
@@ -513,7 +517,7 @@ def test_url_targets_obey_the_marker_rule(world, cli, url_fs):
     target = "tbscratch://bucket/r.zarr"
     for _ in range(2):  # written, then its own store replaced
         assert cli("run", world.graph, "-q", "-o", target).status == 0, target
-        assert S.open_store(target).metrics.sizes["cell"] == 6
+        assert S.open_store(target).sizes["cell"] == 6
     xr.Dataset({"t": ("x", [1.0])}).to_zarr("tbscratch://bucket/theirs.zarr", zarr_format=2)
     r = cli("run", world.graph, "-q", "-o", "tbscratch://bucket/theirs.zarr")
     assert r.status == 2 and "zarr store without the testbench marker" in r.err

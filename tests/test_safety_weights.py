@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 from conftest import random_network
-from testbench import weights as W
+from testbench import models as W
 from testbench.errors import WeightsError
 
 torch = pytest.importorskip("torch")
-from testbench.importers import TrustedPickleWarning  # noqa: E402  (after the torch skip)
+from testbench.models.import_torch import TrustedPickleWarning  # noqa: E402  (after the torch skip)
 
 #: Where a run or validate reports a weights problem: the graph's weights value, node and key.
 LOCATED = r"g\.yaml:5:\d+: node 'cells' \[settings\.weights\] (?:.*)?"
@@ -355,10 +355,10 @@ def test_broken_keras_refused(cli, tmp_path, groups, match):
 
 
 def test_zoo_names_come_from_the_manifest_only():
-    names = W.zoo_names()
-    assert names == sorted(W.zoo_manifest()) and "co2-128" in names
-    assert W.resolve("zoo:co2-128") == W.zoo_dir() / "co2-128.h5"
-    for bad in ("zoo:manifest", "zoo:../zoo/co2-128", "zoo:" + str(W.zoo_dir() / "co2-128"),
+    names = W.zoo.names()
+    assert names == sorted(W.zoo.manifest()) and "co2-128" in names
+    assert W.resolve("zoo:co2-128") == W.zoo.folder() / "co2-128.h5"
+    for bad in ("zoo:manifest", "zoo:../zoo/co2-128", "zoo:" + str(W.zoo.folder() / "co2-128"),
                 "zoo:co2-128.h5", "zoo:"):
         with pytest.raises(WeightsError, match=r"no zoo network .*never a path; valid names"):
             W.resolve(bad)

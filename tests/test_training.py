@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from testbench import training as T
-from testbench import weights as W
+from testbench import models as W
 from testbench.errors import SettingsError, WeightsError
 
 torch = pytest.importorskip("torch")
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 real = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real benchmark files not found at {SHARED}")
-ZOO_MANIFEST = json.loads((W.zoo_dir() / T.MANIFEST).read_text()) \
-    if (W.zoo_dir() / T.MANIFEST).is_file() else {}
+ZOO_MANIFEST = {name: e for name, e in json.loads((W.zoo.folder() / T.MANIFEST).read_text()).items()
+                if W.zoo.BUILD not in e} if (W.zoo.folder() / T.MANIFEST).is_file() else {}
 #: Quality floors of the 128-cell networks: misclassification rate ceilings, or "beat persistence".
 FLOORS = {"mnist": 0.03, "protein": 0.40}
 
@@ -110,7 +110,7 @@ def test_update_manifest_merges_by_name(tmp_path):
 # ------------------------------------------------------------------------------------ the zoo
 
 def test_zoo_manifest_lists_every_shipped_file_and_meets_the_floors():
-    assert sorted(ZOO_MANIFEST) == W.zoo_names()
+    assert sorted(ZOO_MANIFEST) == W.zoo.shipped()
     for name, entry in ZOO_MANIFEST.items():
         assert W.load(f"zoo:{name}").metadata == entry
         assert entry["name"] == name == f"{entry['dataset']}-{entry['size']}"

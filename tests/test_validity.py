@@ -12,6 +12,7 @@ import xarray as xr
 from scipy import stats
 
 from testbench import capacity as C
+from testbench import schema
 from testbench import validity as V
 from testbench.errors import SettingsError
 
@@ -124,20 +125,34 @@ def _store(rng):
     impact.loc[dict(dataset="a", network_size=128)] = metrics.sel(dataset="a", network_size=128,
                                                                   metric="delta_response")
     impact.loc[dict(dataset="b", network_size=128)] = rng.normal(size=128)
-    return xr.Dataset({"metrics": metrics, "ablation_impact": impact})
+    store = schema.from_metrics(_networks(metrics))
+    return store.assign(ablation_impact=_networks(impact))
+
+
+def _networks(arr):
+    """A grid ``(dataset, [seed,] network_size, cell, ...)`` as the store's ``network`` dim."""
+    grid = [d for d in ("dataset", "seed", "network_size") if d in arr.dims]
+    arr = arr.stack(network=grid)
+    labels = ["-".join(map(str, key)) for key in arr["network"].values]
+    coords = {c: ("network", arr[c].values) for c in grid}
+    coords.setdefault("seed", ("network", np.full(len(labels), -1)))
+    arr = arr.drop_vars(["network", *grid]).assign_coords(
+        network=labels, variant=("network", ["trained"] * len(labels)),
+        n_cells=("network", arr["network_size"].values), **coords)
+    return arr.transpose("network", "cell", ...)
 
 
 def test_validity_table_per_network_and_magnitude():
     ds = _store(np.random.default_rng(5))
     t = V.validity_table(ds, n_boot=50, n_perm=200)
-    assert list(t.index.names) == ["dataset", "network_size", "metric"]
+    assert list(t.index.names) == ["network", "metric"]
     assert len(t) == 2 * 2 * 2                          # datasets x metrics x (m, |m|); only N=128
-    assert t.loc[("a", 128, "delta_response"), "spearman"] == 1.0
-    assert abs(t.loc[("b", 128, "delta_response"), "spearman"]) < 0.3
-    x = ds.metrics.sel(dataset="b", network_size=128, metric="delta_response")
-    y = ds.ablation_impact.sel(dataset="b", network_size=128)
+    assert t.loc[("a-128", "delta_response"), "spearman"] == 1.0
+    assert abs(t.loc[("b-128", "delta_response"), "spearman"]) < 0.3
+    x = ds.delta_response.sel(network="b-128")
+    y = ds.ablation_impact.sel(network="b-128")
     asymptotic = stats.spearmanr(x, y).pvalue
-    assert t.loc[("b", 128, "delta_response"), "p_perm"] == pytest.approx(asymptotic, abs=0.02)
+    assert t.loc[("b-128", "delta_response"), "p_perm"] == pytest.approx(asymptotic, abs=0.02)
 
 
 def test_validity_table_refuses_unselected_sweeps():
@@ -170,11 +185,12 @@ def test_power_law_drops_nonpositive_points_and_needs_three():
 
 def test_capacity_table_recovers_inverse_size_scaling():
     ds = _store(np.random.default_rng(7))
-    t = C.capacity_table(ds.metrics)
-    amp = t.loc[("a", "amplitude")]
+    t = C.capacity_table(schema.metrics(ds))
+    assert list(t.index.names) == ["dataset", "variant", "seed", "metric"]
+    amp = t.loc[("a", "trained", -1, "amplitude")]
     assert amp["exponent_lo"] < -1.0 < amp["exponent_hi"]
     assert amp["exponent"] == pytest.approx(-1.0, abs=0.1)
-    delta = t.loc[("a", "delta_response")]             # mean |N(0,1)| does not depend on N
+    delta = t.loc[("a", "trained", -1, "delta_response")]  # mean |N(0,1)| does not depend on N
     assert delta["exponent"] == pytest.approx(0.0, abs=0.15)
 
 
@@ -271,11 +287,11 @@ def test_adjusted_p_values_match_statsmodels_and_scipy():
 def test_validity_table_adjusts_over_the_whole_table():
     multitest = pytest.importorskip("statsmodels.stats.multitest")
     ds = _store(np.random.default_rng(5))
-    ds["metrics"].loc[dict(dataset="b", metric="amplitude")] = 0.5   # constant: NaN p, no test
+    ds["amplitude"] = ds.amplitude.where(ds.dataset != "b", 0.5).assign_attrs(ds.amplitude.attrs)
     t = V.validity_table(ds, n_boot=50, n_perm=200)
     assert list(t.columns) == [*V.STATS_COLUMNS, *V.ADJUSTED_COLUMNS]
-    assert t.loc[("b", 128, "amplitude"), "note"].startswith("metric constant")
-    assert np.isnan(t.loc[("b", 128, "amplitude"), ["p_perm", "p_perm_holm", "p_overlap_bh"]]).all()
+    assert t.loc[("b-128", "amplitude"), "note"].startswith("metric constant")
+    assert np.isnan(t.loc[("b-128", "amplitude"), ["p_perm", "p_perm_holm", "p_overlap_bh"]]).all()
     for column in ("p_perm", "p_overlap"):
         ok = t[column].notna()
         assert ok.sum() == 6                           # 8 rows, 2 without a ranking
@@ -294,22 +310,24 @@ def _seeded(exponents):
         for j, n in enumerate(sizes):
             data[:, s, j, :n, 0] = -2.0 * n ** b              # signed: the fit uses |metric|
             data[:, s, j, :n, 1] = 7.0
-    return xr.DataArray(data, dims=("dataset", "seed", "network_size", "cell", "metric"),
-                        coords={"dataset": ["co2", "mnist"], "seed": np.arange(len(exponents)),
-                                "network_size": sizes, "cell": np.arange(320),
-                                "metric": ["amplitude", "settling_time"]})
+    return _networks(xr.DataArray(
+        data, dims=("dataset", "seed", "network_size", "cell", "metric"),
+        coords={"dataset": ["co2", "mnist"], "seed": np.arange(len(exponents)),
+                "network_size": sizes, "cell": np.arange(320),
+                "metric": ["amplitude", "settling_time"]}))
 
 
 def test_capacity_table_fits_every_seed_and_across_gives_the_seed_interval():
     exponents = [-0.9, -1.0, -1.15]
     t = C.capacity_table(_seeded(exponents))
-    assert list(t.index.names) == ["dataset", "seed", "metric"]
+    assert list(t.index.names) == ["dataset", "variant", "seed", "metric"]
     for s, b in enumerate(exponents):
-        assert t.loc[("mnist", s, "amplitude"), "exponent"] == pytest.approx(b, abs=1e-12)
-        assert t.loc[("co2", s, "settling_time"), "exponent"] == pytest.approx(0.0, abs=1e-12)
+        assert t.loc[("mnist", "trained", s, "amplitude"), "exponent"] == pytest.approx(b, abs=1e-12)
+        assert t.loc[("co2", "trained", s, "settling_time"), "exponent"] == pytest.approx(0.0,
+                                                                                       abs=1e-12)
     a = C.across(t)
-    assert list(a.index.names) == ["dataset", "metric"]
-    row = a.loc[("co2", "amplitude")]
+    assert list(a.index.names) == ["dataset", "variant", "metric"]
+    row = a.loc[("co2", "trained", "amplitude")]
     mean, sd = np.mean(exponents), np.std(exponents, ddof=1)
     half = stats.t.ppf(0.975, 2) * sd / np.sqrt(3)
     assert (row["n"], row["min"], row["max"]) == pytest.approx((3, -1.15, -0.9), rel=1e-12)
@@ -317,14 +335,14 @@ def test_capacity_table_fits_every_seed_and_across_gives_the_seed_interval():
         (mean, sd, mean - half, mean + half), rel=1e-10)
     assert row["p_value"] == pytest.approx(stats.ttest_1samp(exponents, 0).pvalue, rel=1e-10)
     one = C.across(C.capacity_table(_seeded([-1.0])))  # one seed: no spread, no interval
-    assert one.loc[("co2", "amplitude"), "n"] == 1
-    assert np.isnan(one.loc[("co2", "amplitude"), ["std", "lo", "hi", "p_value"]]).all()
+    assert one.loc[("co2", "trained", "amplitude"), "n"] == 1
+    assert np.isnan(one.loc[("co2", "trained", "amplitude"), ["std", "lo", "hi", "p_value"]]).all()
 
 
 def test_across_needs_the_level():
-    t = C.capacity_table(_store(np.random.default_rng(7)).metrics)
-    with pytest.raises(SettingsError, match=r"not level 'seed' with column 'exponent'; fix: fit per "
-                                            r"seed first"):
-        C.across(t)
+    t = C.capacity_table(schema.metrics(_store(np.random.default_rng(7))))
+    with pytest.raises(SettingsError, match=r"not level 'frequency' with column 'exponent'; fix: "
+                                            r"fit per frequency first"):
+        C.across(t, "frequency")
     with pytest.raises(SettingsError, match=r"confidence=1.0 is out of range"):
         C.across(t, "dataset", confidence=1.0)

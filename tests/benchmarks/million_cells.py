@@ -58,7 +58,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         ds = xr.open_zarr(out)
         cells = ds.sizes["cell"] * ds.sizes["amplitude"]
-        finite = int(np.isfinite(ds.metrics.sel(metric="delta_response")).sum())
+        finite = int(np.isfinite(ds.delta_response).sum())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"cells: {cells:,} ({finite:,} with a finite delta response), T = {args.steps}, "
           f"{args.dtype}")

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from testbench import ablation as A
-from testbench import weights as W
+from testbench import models as W
 
 CASES = {"mnist": ("zoo:mnist-128", (1000, 28, 28)), "forecast": ("zoo:sp500-128", (8, 200, 1))}
 

@@ -1,4 +1,6 @@
-"""The project's HDF5 weight format, and loading weights by name.
+"""The project's HDF5 weight format: the :class:`Network` it holds, its writer and its reader.
+
+Loading by reference (``zoo:<name>``, any supported file) is :func:`testbench.models.load`.
 
 Format (``format = "testbench-weights"``, ``format_version = 1``)
 -----------------------------------------------------------------
@@ -35,24 +37,20 @@ Arrays are float32 or float64; they are loaded as stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from testbench.errors import SettingsError, WeightsError, did_you_mean
+from testbench.errors import WeightsError, did_you_mean
 from testbench.kernels.celltypes import CELL_TYPES
 
 FORMAT = "testbench-weights"
 FORMAT_VERSION = 1
 GATES = {name: ct.gates for name, ct in CELL_TYPES.items()}
-ZOO_PREFIX = "zoo:"
-ZOO_MANIFEST = "manifest.json"
 ARRAYS = ("W_ih", "W_hh", "b_ih", "b_hh")
 REVERSE_SUFFIX = "_reverse"
 
@@ -170,138 +168,16 @@ def save(net: Network, path: str | Path) -> Path:
     return path
 
 
-def zoo_dir() -> Path:
-    """Folder of the shipped model zoo (package data)."""
-    return Path(str(resources.files("testbench") / "zoo"))
-
-
-def zoo_manifest() -> dict:
-    """The zoo manifest: ``{name: entry}`` (dataset, size, seed, training settings, scores...)."""
-    path = zoo_dir() / ZOO_MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def zoo_names() -> list[str]:
-    """Names usable as ``zoo:<name>``: those listed in the zoo manifest whose file is shipped.
-
-    Only plain names count (no path separator, no leading dot), so a ``zoo:`` reference never
-    reaches a file outside the zoo folder.
-    """
-    folder = zoo_dir()
-    return sorted(name for name in zoo_manifest()
-                  if Path(name).name == name and not name.startswith(".")
-                  and (folder / f"{name}.h5").is_file())
-
-
-def sources(setting: str | list[str]) -> list[str]:
-    """The ``weights`` setting of a node (one reference or a list) as a non-empty list.
-
-    Raises
-    ------
-    SettingsError
-        For an empty list.
-    """
-    refs = [setting] if isinstance(setting, str) else list(setting)
-    if not refs:
-        raise SettingsError(
-            "setting 'weights': [] names no network; fix: give a zoo name such as "
-            f"'zoo:{(zoo_names() or ['co2-128'])[0]}', a weights file path, or a list of them"
-        )
-    return refs
-
-
-def resolve(source: str | Path) -> Path:
-    """Turn a weights reference (``zoo:<name>`` or a file path) into a readable regular file.
-
-    ``zoo:<name>`` resolves only names listed in the zoo manifest (see :func:`zoo_names`): a path
-    (``zoo:/abs/path``, ``zoo:../x``) or an unknown name is refused, never looked up on disk.
-
-    Raises
-    ------
-    WeightsError
-        Unknown zoo name (with a did-you-mean and the valid names); a path that does not exist,
-        is a directory, is not a regular file (FIFO, socket, device) or cannot be read.
-    """
-    text = str(source)
-    if text.startswith(ZOO_PREFIX):
-        name = text[len(ZOO_PREFIX):]
-        names = zoo_names()
-        if name not in names:
-            close = did_you_mean(name, names)
-            close = f"{close} " if close.startswith("did you mean") else ""
-            raise WeightsError(
-                f"no zoo network '{name}'; {close}a zoo reference is one of the "
-                f"names listed in {zoo_dir() / ZOO_MANIFEST}, never a path; valid names: "
-                f"{', '.join(names) or 'none (the zoo is not installed)'}; "
-                "fix: use one of these names (`testbench zoo` lists them with their scores), or "
-                "give the path of your own weights file without the 'zoo:' prefix"
-            )
-        return zoo_dir() / f"{name}.h5"
-    path = Path(text).expanduser()
-    if not text.strip() or path.is_dir() or not path.exists():
-        what = ("the weights reference is empty" if not text.strip() else
-                f"weights '{text}' is a directory, not a weights file" if path.is_dir() else
-                f"weights file '{text}' does not exist")
-        raise WeightsError(
-            f"{what}; fix: give the path of a weights file (.h5, .pt) or a zoo name such as "
-            f"'zoo:{(zoo_names() or ['co2-128'])[0]}'"
-        )
-    if not path.is_file():
-        raise WeightsError(
-            f"weights '{text}' is not a regular file (a FIFO, socket or device, whose reading may "
-            "never end); fix: copy the weights into a regular file and give its path"
-        )
-    if not os.access(path, os.R_OK):
-        raise WeightsError(
-            f"weights file '{text}' cannot be read (permission denied); fix: make it readable "
-            f"(chmod u+r '{text}') or copy it to a file you can read"
-        )
-    return path
-
-
-def checksum(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def load(source: str | Path, *, trust_pickle: bool = False) -> Network:
-    """Load a network from ``zoo:<name>``, a testbench ``.h5`` file, or a PyTorch ``.pt`` file.
-
-    Every array is checked: shapes must agree with the declared sizes, and NaN/Inf values are
-    refused (a simulation of them would silently produce NaN metrics).
+@contextmanager
+def open_h5(path, where: str | None = None):
+    """Context manager: an HDF5 file open for reading.
 
     Parameters
     ----------
-    source : str or Path
-        ``zoo:<name>`` or a file path (see :func:`resolve`).
-    trust_pickle : bool
-        Only for ``.pt``/``.pth`` files: permit unpickling Python objects (a whole ``nn.Module``),
-        which runs code stored in the file; see :func:`testbench.importers.load_torch`. Default
-        False: tensors only.
-
-    Raises
-    ------
-    WeightsError
-        Naming the file, the dataset inside it, what was found and the fix.
-    """
-    path = resolve(source)
-    if path.suffix.lower() in (".pt", ".pth"):
-        from testbench.importers import load_torch  # torch is an optional extra
-
-        net = load_torch(path, trust_pickle=trust_pickle)
-    else:
-        net = read_h5(path)
-    validate(net, str(path))
-    return net
-
-
-@contextmanager
-def open_h5(path: Path):
-    """Context manager: an HDF5 file open for reading.
+    path : Path or file-like
+        The file, or a binary file object (an HDF5 file inside an archive).
+    where : str, optional
+        How error messages name the file; default ``str(path)``.
 
     Yields
     ------
@@ -315,20 +191,21 @@ def open_h5(path: Path):
     """
     import h5py
 
+    where = str(path) if where is None else where
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise WeightsError(
-            f"{path}: not a readable HDF5 file ({exc}); fix: check the file (an empty or truncated "
-            "copy cannot be read); convert a Keras or ONNX model with `testbench export MODEL -o "
-            "weights.h5`; a PyTorch file needs the suffix .pt"
+            f"{where}: not a readable HDF5 file ({exc}); fix: check the file (an empty or truncated "
+            "copy cannot be read); a file of another format needs its own suffix: .pt/.pth "
+            "(PyTorch), .keras (Keras archive), .onnx (ONNX)"
         ) from exc
     with f:
         try:
             yield f
         except OSError as exc:  # h5py reports damaged chunks and metadata as OSError
             raise WeightsError(
-                f"{path}: reading the HDF5 file failed ({exc}); the file is damaged; fix: export "
+                f"{where}: reading the HDF5 file failed ({exc}); the file is damaged; fix: export "
                 "or copy the weights again"
             ) from exc
 
@@ -385,7 +262,8 @@ def _int_attr(attrs, name: str, default: int, where: str) -> int:
 def read_h5(path: Path) -> Network:
     """Read a testbench-format HDF5 file (see the module docstring) without validating it.
 
-    Most callers want :func:`load`, which resolves the reference and validates the arrays.
+    Most callers want :func:`testbench.models.load`, which resolves the reference and validates
+    the arrays.
 
     Raises
     ------
