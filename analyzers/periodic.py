@@ -10,37 +10,16 @@ import xarray as xr
 
 from testbench.analysis import (FREQUENCY_UNIT, apply_metrics, broadcast_core, nan_records,
                                 records_check)
+from testbench.kernels.streaming import peak_bin
 from testbench.nodes import Range, Response, Stimulus, analyzer, product_units, units_of
-
-
-def peak_bin(records: np.ndarray) -> np.ndarray:
-    """Index of the largest bin of the periodogram of each record, DC excluded.
-
-    The periodogram is ``scipy.signal.periodogram(records, detrend="constant")`` (boxcar window,
-    mean removed, one-sided: every bin but DC and, for an even length, the Nyquist bin doubled); its
-    constant density scale ``1 / n`` does not move the peak and is left out. NumPy's FFT, because
-    importing ``scipy.signal`` costs a command about 0.9 s; the bins equal SciPy's to rounding
-    (same pocketfft transform) and ties go to the lower bin as with ``argmax``.
-
-    Parameters
-    ----------
-    records : np.ndarray
-        ``(..., n)`` float64 samples, n >= 2.
-
-    Returns
-    -------
-    np.ndarray
-        ``(...)`` int64 bin indices k in ``1 .. n // 2`` (frequency ``k / (n dt)``).
-    """
-    n = records.shape[-1]
-    spectrum = np.fft.rfft(records - records.mean(-1, keepdims=True), axis=-1)
-    power = spectrum.real ** 2 + spectrum.imag ** 2
-    power[..., 1:(n + 1) // 2] *= 2
-    return power[..., 1:].argmax(-1) + 1
 
 
 def _sine_core(y, x, dt, *, steady_frac: float) -> np.ndarray:
     """(..., T) response, stimulus; (...) dt -> (..., 5): amplitude, frequency, corr, r, corr/T."""
+    # the stimulus's own terms once per stimulus record, before broadcasting it over the responses
+    xs = np.asarray(x, dtype=np.float64)
+    xc = xs - xs.mean(-1, keepdims=True)
+    sxx, x_constant = (xc * xc).sum(-1), np.ptp(xs, axis=-1) == 0
     y, x, dt = broadcast_core(y, x, dt)
     T = y.shape[-1]
     n = math.ceil(steady_frac * T)
@@ -49,12 +28,11 @@ def _sine_core(y, x, dt, *, steady_frac: float) -> np.ndarray:
     frequency = np.full(y.shape[:-1], np.nan)
     if n >= 2:
         frequency = np.where(amplitude > 0, peak_bin(steady) / (n * dt), np.nan)
-    xc = x - x.mean(-1, keepdims=True)
     yc = y - y.mean(-1, keepdims=True)
-    correlation = (xc * yc).sum(-1)
-    constant = (np.ptp(x, axis=-1) == 0) | (np.ptp(y, axis=-1) == 0)
+    correlation = (np.broadcast_to(xc, y.shape) * yc).sum(-1)
+    constant = x_constant | (np.ptp(y, axis=-1) == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = correlation / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
+        r = correlation / np.sqrt(sxx * (yc * yc).sum(-1))
     r = np.where(constant, np.nan, r)
     out = np.stack([amplitude, frequency, correlation, r, correlation / T], axis=-1)
     return nan_records(out, y, x)

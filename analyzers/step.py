@@ -15,25 +15,30 @@ from testbench.nodes import Range, Response, Stimulus, analyzer, units_of
 def _step_core(y, x, dt, *, window_frac: float, band_frac: float, band_reference: str,
                band_floor: float) -> np.ndarray:
     """(..., T) response and stimulus, (...) dt -> (..., 4): initial, final, delta, settling."""
+    x = np.asarray(x)
+    changed = x != x[..., :1]  # before broadcasting: once per stimulus record, not per response
+    has_onset = changed.any(-1)
+    i0 = np.where(has_onset, changed.argmax(-1), x.shape[-1])  # index of the first changed sample
     y, x, dt = broadcast_core(y, x, dt)
     T = y.shape[-1]
     lead = y.shape[:-1]
-    changed = x != x[..., :1]
-    has_onset = changed.any(-1)
-    i0 = np.where(has_onset, changed.argmax(-1), T)  # index of the first changed sample
+    has_onset, i0 = np.broadcast_to(has_onset, lead), np.broadcast_to(i0, lead)
     final = y[..., T - math.ceil(window_frac * T):].mean(-1)
+    onsets = [(onset, i0 == onset) for onset in np.unique(i0[has_onset])]
+    # one pass per distinct onset, not per cell; each slices the samples it needs before gathering
+    # its records (a gather of whole records would copy them all)
     initial = np.full(lead, np.nan)
-    for onset in np.unique(i0[has_onset]):  # one pass per distinct onset, not per cell
-        rows = i0 == onset
-        initial[rows] = y[rows][:, onset - math.ceil(window_frac * onset):onset].mean(-1)
+    for onset, rows in onsets:
+        initial[rows] = y[..., onset - math.ceil(window_frac * onset):onset][rows].mean(-1)
     delta = final - initial
     ref = np.abs(delta) if band_reference == "delta" else np.abs(final)
     band = np.maximum(band_frac * ref, band_floor)
-    outside = np.abs(y - final[..., None]) > band[..., None]
-    outside &= np.arange(T) >= i0[..., None]
-    last_outside = T - 1 - outside[..., ::-1].argmax(-1)
-    settling = np.where(outside.any(-1), last_outside + 1 - i0, 0) * dt
-    settling = np.where(outside[..., -1] | ~has_onset, np.nan, settling)
+    settling = np.full(lead, np.nan)  # no onset
+    for onset, rows in onsets:
+        outside = np.abs(y[..., onset:][rows] - final[rows, None]) > band[rows, None]
+        before_final_run = outside.shape[-1] - outside[:, ::-1].argmax(-1)  # post-onset samples
+        settled = np.where(outside.any(-1), before_final_run, 0) * dt[rows]
+        settling[rows] = np.where(outside[:, -1], np.nan, settled)  # still outside at the end
     out = np.stack([initial, final, delta, settling], axis=-1)
     return nan_records(out, y, x)
 

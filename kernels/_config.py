@@ -15,6 +15,14 @@ JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contr
 #: Options of the CPU-parallel kernel.
 PARALLEL = {**JIT, "parallel": True}
 
+#: Options of the streaming-metric code (:mod:`kernels.cpu_metrics`): no ``contract``, so that every
+#: product is rounded before it is summed, exactly as NumPy's analyzers do (the simulation steps it
+#: calls keep their own flags, so the trajectory is bitwise that of the simulation kernel).
+EXACT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+#: Options of the CPU-parallel streaming-metric kernels.
+PARALLEL_EXACT = {**EXACT, "parallel": True}
+
 #: Cells per parallel work item of the CPU kernel (the vectorized inner loop runs over them).
 BLOCK_CELLS = 128
 

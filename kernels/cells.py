@@ -105,8 +105,11 @@ def _param_rows(cell_type, a, r, bi, bh) -> list[np.ndarray]:
     return rows
 
 
-def prepare(cell_type, a, r, bi, bh, x, h0, c0, traces) -> Prepared:
+def prepare(cell_type, a, r, bi, bh, x, h0, c0, traces, outputs=True) -> Prepared:
     """Validate :func:`simulate`'s arguments, lay out the parameters and allocate the outputs.
+
+    With ``outputs=False`` (streaming metrics, :mod:`kernels.streaming`) ``out`` and ``tr`` are
+    empty (0, 0, 0) and (K, 0, 0, 0) arrays: nothing of size n T is allocated.
 
     Raises
     ------
@@ -148,7 +151,7 @@ def prepare(cell_type, a, r, bi, bh, x, h0, c0, traces) -> Prepared:
     want = bool(traces) and K > 0
     return Prepared(
         code=CODES[cell_type], P=P, x=np.ascontiguousarray(x), h0=dtype.type(h0),
-        c0=dtype.type(c0), out=np.empty((n, S, T), dtype),
+        c0=dtype.type(c0), out=np.empty((n, S, T) if outputs else (0, 0, 0), dtype),
         tr=np.empty((K, n, S, T) if want else (K, 0, 0, 0), dtype), want_traces=want,
     )
 

@@ -90,6 +90,44 @@ def _write_block(dst, buf, row, m, u0, s, t0, nt):
             line[tt] = buf[base + tt * UBC + j]
 
 
+@njit(**JIT)
+def load_block(P, u0, m, h0, c0):
+    """Local copies of the parameters of cells u0 .. u0 + m - 1 (row k at ``k * BC``) and their
+    initial state [h | c], for one work item."""
+    rows = P.shape[0]
+    p = np.zeros(rows * BC, dtype=P.dtype)
+    for k in range(rows):
+        for j in range(m):
+            p[k * BC + j] = P[k, u0 + j]
+    st = np.empty(2 * BC, dtype=P.dtype)
+    st[:BC] = h0
+    st[BC:] = c0
+    return p, st
+
+
+@njit(**JIT)
+def run_steps(code, want_traces, p, st, buf, m, xs, t0, nt):
+    """Advance the block's m cells by steps t0 .. t0 + nt - 1 of the stimulus ``xs`` (T,), buffering
+    them at rows ``tt`` 0 .. nt - 1 of ``buf``."""
+    for tt in range(nt):
+        xt = xs[t0 + tt]
+        um, utt = np.uint64(m), np.uint64(tt)
+        # Flags passed as literals: LLVM specializes each inlined loop for them (a run-time
+        # flag inside the loop would stop it from vectorizing).
+        if code == LSTM and want_traces:
+            _lstm_steps(p, st, buf, um, xt, utt, True)
+        elif code == LSTM:
+            _lstm_steps(p, st, buf, um, xt, utt, False)
+        elif code == GRU and want_traces:
+            _gru_steps(p, st, buf, um, xt, utt, True)
+        elif code == GRU:
+            _gru_steps(p, st, buf, um, xt, utt, False)
+        elif code == RNN_RELU:
+            _rnn_steps(p, st, buf, um, xt, utt, True)
+        else:
+            _rnn_steps(p, st, buf, um, xt, utt, False)
+
+
 @njit(**PARALLEL)
 def simulate_cpu(code, P, x, h0, c0, out, tr, want_traces):
     """Fill ``out`` (n, S, T) and, when ``want_traces``, ``tr`` (K, n, S, T) in place.
@@ -97,7 +135,7 @@ def simulate_cpu(code, P, x, h0, c0, out, tr, want_traces):
     ``code`` is LSTM/GRU/RNN_TANH/RNN_RELU; ``P`` the (rows, n) parameter layout of
     :func:`kernels.cells.prepare`; ``x`` (S, T); ``h0``, ``c0`` scalars of the dtype of ``P``.
     """
-    rows, n = P.shape
+    n = P.shape[1]
     S, T = x.shape
     K = tr.shape[0]
     n_blocks = (n + BC - 1) // BC
@@ -106,33 +144,11 @@ def simulate_cpu(code, P, x, h0, c0, out, tr, want_traces):
         s = job - blk * S
         u0 = blk * BC
         m = min(BC, n - u0)
-        p = np.zeros(rows * BC, dtype=P.dtype)
-        for k in range(rows):
-            for j in range(m):
-                p[k * BC + j] = P[k, u0 + j]
-        st = np.empty(2 * BC, dtype=P.dtype)
-        st[:BC] = h0
-        st[BC:] = c0
+        p, st = load_block(P, u0, m, h0, c0)
         buf = np.empty(((K + 1) if want_traces else 1) * BS * BC, dtype=P.dtype)
         for t0 in range(0, T, BS):
             nt = min(BS, T - t0)
-            for tt in range(nt):
-                xt = x[s, t0 + tt]
-                um, utt = np.uint64(m), np.uint64(tt)
-                # Flags passed as literals: LLVM specializes each inlined loop for them (a run-time
-                # flag inside the loop would stop it from vectorizing).
-                if code == LSTM and want_traces:
-                    _lstm_steps(p, st, buf, um, xt, utt, True)
-                elif code == LSTM:
-                    _lstm_steps(p, st, buf, um, xt, utt, False)
-                elif code == GRU and want_traces:
-                    _gru_steps(p, st, buf, um, xt, utt, True)
-                elif code == GRU:
-                    _gru_steps(p, st, buf, um, xt, utt, False)
-                elif code == RNN_RELU:
-                    _rnn_steps(p, st, buf, um, xt, utt, True)
-                else:
-                    _rnn_steps(p, st, buf, um, xt, utt, False)
+            run_steps(code, want_traces, p, st, buf, m, x[s], t0, nt)
             _write_block(out, buf, 0, m, u0, s, t0, nt)
             if want_traces:
                 for k in range(K):

@@ -24,6 +24,7 @@ import xarray as xr
 from ruamel.yaml import YAML
 
 from testbench import engine, store
+from testbench.cache import NodeCache
 from testbench.errors import TestbenchError
 from testbench.graph import Graph, load_graph
 
@@ -78,7 +79,7 @@ def load(graph: str | Path | Mapping | Graph, *, overrides: Sequence[str] = ()) 
 
 def run(graph: str | Path | Mapping | Graph, *, overrides: Sequence[str] = (),
         output: str | Path | bool | None = None, scheduler: str | None = None,
-        progress: bool = False) -> xr.Dataset:
+        progress: bool = False, cache: bool | str | Path = True) -> xr.Dataset:
     """Run a graph and return its result dataset.
 
     Parameters
@@ -97,6 +98,10 @@ def run(graph: str | Path | Mapping | Graph, *, overrides: Sequence[str] = (),
         graph's ``scheduler``.
     progress : bool
         Progress bar on stderr for work longer than 2 s. Default False.
+    cache : bool, str or Path
+        ``True`` (default): reuse and store analyzer outputs in the cache folder
+        (``$TESTBENCH_CACHE``, else ``~/.cache/testbench/nodes``; :mod:`testbench.cache`); a path:
+        use that cache folder; ``False``: compute everything, read and write no cache.
 
     Returns
     -------
@@ -111,12 +116,17 @@ def run(graph: str | Path | Mapping | Graph, *, overrides: Sequence[str] = (),
         Graph, settings, weights or output problems, each with location and fix.
     """
     g = load(graph, overrides=overrides)
+    if cache is False:
+        node_cache = None
+    else:
+        node_cache = NodeCache(None if cache is True else cache)
     if output is None or output is False:
-        engine.preflight(g, scheduler=scheduler, check_output=False)  # nothing is written
+        engine.preflight(g, scheduler=scheduler, check_output=False)  # no store is written
         with store.scheduler_context(scheduler or g.scheduler, progress):
-            return engine.build(g).dataset.compute()
+            return engine.build(g, cache=node_cache).dataset.compute()
     target = g.output if output is True else str(output)
-    return open(engine.run(g, output=target, scheduler=scheduler, progress=progress))
+    return open(engine.run(g, output=target, scheduler=scheduler, progress=progress,
+                           cache=node_cache))
 
 
 def open(store_path: str | Path) -> xr.Dataset:  # noqa: A001 - the natural name: testbench.open

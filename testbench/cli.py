@@ -31,14 +31,20 @@ DATASET_NAMES = ("co2", "mnist", "protein", "sp500")
 
 
 def _cmd_run(args) -> int:
+    from testbench.cache import NodeCache
     from testbench.engine import run
     from testbench.graph import load_graph
 
     graph = load_graph(args.graph, overrides=args.set or [])
     t0 = time.perf_counter()
-    target = run(graph, output=args.output, scheduler=args.scheduler, progress=not args.quiet)
+    cache = None if args.no_cache else NodeCache(args.cache_dir)
+    target = run(graph, output=args.output, scheduler=args.scheduler, progress=not args.quiet,
+                 cache=cache)
     if not args.quiet:
         print(f"wrote {target} in {time.perf_counter() - t0:.1f} s")
+        if cache is not None:
+            print(f"cache {cache.path}: {len(cache.hits)} analyzer output(s) reused, "
+                  f"{len(cache.misses)} computed")
         print(f"query it: python -c \"import xarray as xr; ds = xr.open_zarr('{target}'); "
               f"print(ds.metrics)\"   or   testbench show {target}")
     return 0
@@ -205,16 +211,12 @@ def _cmd_zoo(args) -> int:
 
 
 def _cmd_zoo_build(args) -> int:
-    from testbench.errors import SettingsError
     from testbench.models import zoo
 
-    if not args.controls:
-        raise SettingsError("`testbench zoo build` was given nothing to build; rule: the "
-                            "untrained controls are what it builds; fix: `testbench zoo build "
-                            "--controls [NAME ...]`")
     paths = zoo.build_controls(args.names or None,
                                progress=None if args.quiet else lambda n, p: print(f"{n}: {p}"))
-    print(f"{len(paths)} control(s) in {zoo.cache_folder()}, digests match the manifest")
+    if not args.quiet:
+        print(f"{len(paths)} control(s) in {zoo.cache_folder()}, digests match the manifest")
     return 0
 
 
@@ -331,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help=SCHEDULER_HELP)
     r.add_argument("--set", action="append", metavar="NODE.SETTING=VALUE", help=SET_HELP)
     r.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+    r.add_argument("--cache-dir", metavar="DIR",
+                   help="cache of analyzer outputs, reused by re-runs (default: $TESTBENCH_CACHE, "
+                        "else ~/.cache/testbench/nodes; size cap $TESTBENCH_CACHE_MAX, default 2G)")
+    r.add_argument("--no-cache", action="store_true",
+                   help="compute every node; read and write no cache")
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("validate", help="check a graph and report every problem at once: the same "
@@ -359,15 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_show)
 
     z = sub.add_parser("zoo", help="list the shipped trained networks (use as zoo:NAME); "
-                                   "`zoo build --controls` builds the untrained controls")
+                                   "`zoo build --controls` builds the untrained controls",
+                       description="Without an ACTION: list the shipped trained networks with "
+                                   "their test scores, and how many untrained controls are built.")
     z.set_defaults(func=_cmd_zoo, zoo_command=None)
     zsub = z.add_subparsers(dest="zoo_command", metavar="ACTION")
     zb = zsub.add_parser("build", help="build the untrained controls (zoo:NAME-init) into "
                                        "$TESTBENCH_CACHE/zoo (default ~/.cache/testbench/zoo), "
                                        "checked against the manifest's digests")
-    zb.add_argument("--controls", action="store_true",
+    zb.add_argument("--controls", action="store_true", required=True,
                     help="build untrained controls: each zoo network's initial weights (needs "
-                         "torch)")
+                         "torch); required, the one kind of network it builds")
     zb.add_argument("names", nargs="*", metavar="NAME",
                     help="controls to build, e.g. co2-32-init (default: all)")
     zb.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)

@@ -71,10 +71,6 @@ def _load_networks(weights, cell_type_wanted, layer,
     return entries
 
 
-def _provenance(entries: list[models.NetworkEntry]) -> list[dict]:
-    return [e.describe() for e in entries]
-
-
 def _inputs(net: models.Network, layer: int, mode: str) -> int:
     """Input channels the stimulus reaches: the network's inputs when it is driven whole
     (``in_network``), else the inputs of the characterized layer's cells."""
@@ -320,7 +316,7 @@ def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, l
         "mode": mode,
         "layer": layer,
         "dt": stimulus.attrs.get("dt", 1.0),
-        "weights": json.dumps(_provenance(entries)),
+        "weights": json.dumps([e.describe() for e in entries]),
     }
     return resp
 

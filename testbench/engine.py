@@ -9,9 +9,11 @@ under the chosen scheduler. Failures inside dask tasks are re-raised naming the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import xarray as xr
@@ -21,6 +23,9 @@ from testbench.errors import NodeError, TestbenchError
 from testbench.graph import SCHEDULERS, Graph, NodeDecl
 from testbench.nodes import building, ship_modules
 from testbench.preflight import preflight
+
+if TYPE_CHECKING:
+    from testbench.cache import NodeCache
 
 @dataclass
 class RunResult:
@@ -54,8 +59,17 @@ def _run_node(decl: NodeDecl, inputs: dict, dims: dict[str, str], keys: list[str
     return xr.concat(parts, dim=index, combine_attrs="drop_conflicts")
 
 
-def build(graph: Graph) -> RunResult:
+def build(graph: Graph, *, cache: NodeCache | None = None) -> RunResult:
     """Call every node of ``graph`` and assemble the (lazy) result dataset.
+
+    Parameters
+    ----------
+    graph : Graph
+        A validated graph.
+    cache : NodeCache, optional
+        Read analyzer outputs from this cache where their key is stored (the analyzer is not
+        called); the missed ones are computed now, under the current dask scheduler, and stored
+        (:mod:`testbench.cache`). Default None: no cache, nothing computed.
 
     Returns
     -------
@@ -66,11 +80,25 @@ def build(graph: Graph) -> RunResult:
     """
     outputs: dict[str, xr.DataArray | xr.Dataset] = {}
     dims = schema.sweep_dims(graph)
+    keys = cache.keys(graph, dims) if cache is not None else {}
+    pending = {}
     for name, decl in graph.nodes.items():
         if decl.spec.kind == "sink":
             continue
+        # stimuli and DUTs are built (lazily) every time: dask simulates a DUT only when an
+        # analyzer missed, or when its response is stored
+        key = keys.get(name) if decl.spec.kind == "analyzer" else None
+        cached = cache.lookup(key, name) if key else None
+        if cached is not None:
+            outputs[name] = cached
+            continue
         inputs = {param: outputs[src] for param, src in decl.inputs.items()}
         outputs[name] = _run_node(decl, inputs, dims[name], list(decl.sweep), {})
+        if key:
+            pending[name] = (key, outputs[name])
+    if cache is not None:
+        with _readable_failures():
+            outputs.update(cache.fill(pending, keep={k for k in keys.values() if k}))
     return RunResult(assemble(graph, outputs), outputs)
 
 
@@ -136,7 +164,7 @@ def provenance(graph: Graph, outputs: dict) -> dict:
 
 
 def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None,
-        progress: bool = True) -> str:
+        progress: bool = True, cache: NodeCache | None = None) -> str:
     """Build, compute and store a graph; its sink nodes run on the new store before it replaces the
     previous one.
 
@@ -151,6 +179,9 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
         ``graph.scheduler``.
     progress : bool
         Progress bar on computations longer than 2 s.
+    cache : NodeCache, optional
+        Reuse and store analyzer outputs there (:mod:`testbench.cache`); default None: compute
+        everything, cache nothing.
 
     Returns
     -------
@@ -173,7 +204,11 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
     sched = scheduler or graph.scheduler
     if sched not in SCHEDULERS:  # a dask.distributed address: its workers need the user's modules
         ship_modules(sched, [d.spec for d in graph.nodes.values()])
-    result = build(graph)
+    if cache is None:
+        result = build(graph)
+    else:  # missed analyzers are computed while building, under the run's scheduler
+        with store.scheduler_context(sched, progress):
+            result = build(graph, cache=cache)
     sinks = [d for d in graph.nodes.values() if d.spec.kind == "sink"]
 
     def run_sinks(new_store: str) -> None:  # before the new store replaces the previous one
@@ -183,9 +218,18 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
                       for p, src in decl.inputs.items()}
             _call(decl, inputs, {})
 
-    try:
+    with _readable_failures():
         store.write(result.dataset, target, scheduler=sched,
                     progress=progress, graph=graph.source, before_commit=run_sinks if sinks else None)
+    return target
+
+
+@contextlib.contextmanager
+def _readable_failures():
+    """Re-raise a failure of a computation as the NodeError of the node that failed, or as a
+    NodeError naming the exception; TestbenchErrors pass unchanged."""
+    try:
+        yield
     except TestbenchError:
         raise
     except Exception as exc:
@@ -197,7 +241,6 @@ def run(graph: Graph, *, output: str | None = None, scheduler: str | None = None
         if cause is not None:
             raise cause from exc
         raise NodeError(f"computing the graph failed: {type(exc).__name__}: {exc}") from exc
-    return target
 
 
 def _stored_output(stored: xr.Dataset, graph: Graph, node: str, lazy):

@@ -23,7 +23,7 @@ LINE_INTERVAL_S = 10.0
 
 
 class ProgressLines(Callback):
-    """Dask callback printing ``progress: 40% of 25 tasks after 12.0 s`` lines to a non-terminal.
+    """Dask callback printing ``progress: 40% of 25 tasks after 12.00 s`` lines to a non-terminal.
 
     Parameters
     ----------

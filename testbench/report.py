@@ -11,12 +11,15 @@ reported at one point of each sweep (``--sel``, :func:`select_point`). Sections 
 
 * Table 1: mean ± std over cells of settling time, delta response, amplitude, correlation and
   frequency for each ``size``-cell network (default 128), and the fractions of excitatory /
-  inhibitory cells by the sign of delta response and of correlation;
+  inhibitory cells by the sign of delta response and of correlation; and Table 1 beside the
+  paper's (:func:`table1_beside_paper`: its values quoted, ours in its units, untrained controls
+  and seeds as rows);
 * Figs. 2C-G, 3A-E: sorted distributions of every metric;
 * Fig. 2B: hidden states of the MNIST network reading one test digit, cells sorted by settling time
   (needs the MNIST data; skipped with a note otherwise);
-* Fig. 4 and predictive validity: ablation impact of cells sorted by delta response and by
-  amplitude with a moving trend, per knock-out mode; Spearman/Kendall with bootstrap CIs,
+* Fig. 4 and predictive validity: ablation impact of cells ranked by delta response and by
+  amplitude with the paper's 23-cell moving average, the metric on a right-hand axis and a
+  permutation band (:func:`fig_trend`), per knock-out mode; Spearman/Kendall with bootstrap CIs,
   permutation p-values, top-k overlap and Holm / Benjamini-Hochberg adjusted p-values
   (:mod:`testbench.validity`);
 * Fig. 5 and capacity: each metric against network size with power-law fits
@@ -496,14 +499,16 @@ def table1_beside_paper(metrics: xr.DataArray, settings: dict, *,
         ``paper (Table 1)``, one row per ``size``-cell network (``LABEL (variant, seed S)``) and,
         for a variant with several seeds, ``VARIANT: mean over N seeds [95 % CI]`` (the mean over
         cells per seed, then a t-interval across seeds, :func:`testbench.capacity.across`).
-        Columns: the titles of :data:`BESIDE_COLUMNS`, as text ``mean ± std`` over cells; ``n/a``
-        where the store lacks the metric, ``-`` where the paper has no such column.
+        Columns: the titles of :data:`BESIDE_COLUMNS` that the store can fill (a store without
+        sine metrics has no amplitude column), as text ``mean ± std`` over cells; ``n/a`` where a
+        network's cells give no finite value, ``-`` where the paper has no such column.
     """
     from testbench.capacity import across
 
     m = _of_size(metrics, size).load()
     values = _beside_values(m, settings)
-    titles = [c[0] for c in BESIDE_COLUMNS]
+    columns = [c for c in BESIDE_COLUMNS if values[c[0]] is not None]
+    titles = [c[0] for c in columns]
     nets = pd.DataFrame({c: np.asarray(m[c].values) for c in
                          (schema.NETWORK, schema.DATASET, schema.VARIANT, schema.SEED)})
     rows = {}
@@ -513,21 +518,18 @@ def table1_beside_paper(metrics: xr.DataArray, settings: dict, *,
             continue
         paper = _paper_cells(dataset)
         rows[(dataset, "paper (Table 1)")] = [paper[c[1]] if c[1] is not None else "-"
-                                              for c in BESIDE_COLUMNS]
+                                              for c in columns]
         means = {}
         for _, net in group.iterrows():
             cells = []
             for title in titles:
-                v = values[title]
-                if v is None:
-                    cells.append("n/a")
-                    continue
-                v = v.sel({schema.NETWORK: net[schema.NETWORK]}).values
+                v = values[title].sel({schema.NETWORK: net[schema.NETWORK]}).values
                 v = v[np.isfinite(v)]
                 means[(net[schema.VARIANT], net[schema.SEED], title)] = (
                     v.mean() if v.size else np.nan)
                 cells.append(f"{v.mean():.3g} ± {v.std():.2g}" if v.size else "n/a")
-            seed = "seed ?" if net[schema.SEED] == schema.UNKNOWN_SEED else f"seed {net[schema.SEED]}"
+            seed = ("seed ?" if net[schema.SEED] == schema.UNKNOWN_SEED
+                    else f"seed {net[schema.SEED]}")
             rows[(dataset, f"{net[schema.NETWORK]} ({net[schema.VARIANT]}, {seed})")] = cells
         if not means:
             continue
@@ -717,8 +719,9 @@ def fig_trend(metrics: xr.DataArray, impact: xr.DataArray, *, metric: str,
         outside = float(np.mean((frame["trend"] < lo) | (frame["trend"] > hi)))
         pos = np.arange(len(frame))
         ax.vlines(pos, 0, frame["impact"], color="0.75", lw=0.6, label="cell")
-        ax.fill_between(pos, lo, hi, color="none", edgecolor="k", hatch="////", lw=0, alpha=0.35,
-                        label=f"chance: moving mean of permuted impacts, 2.5-97.5 % ({n_perm})")
+        ax.plot(pos, lo, "k--", lw=0.8,
+                label=f"chance: moving mean of permuted impacts, 2.5-97.5 % ({n_perm})")
+        ax.plot(pos, hi, "k--", lw=0.8)
         ax.plot(pos, frame["trend"], color="C0", label=f"moving mean ({window} cells)")
         ax.fill_between(pos, frame["trend"] - frame["spread"], frame["trend"] + frame["spread"],
                         color="C0", alpha=0.2, lw=0, label="± moving std")
@@ -971,18 +974,18 @@ def _section_table1(page: _Page, metrics, *, size: int, data_dir, settings: dict
     page.add(f"<h2>Table 1: metrics of the {size}-cell networks (mean ± std over cells)</h2>"
              + _table1_html(t1, fr, metrics))
     beside = table1_beside_paper(metrics, settings, size=size)
-    if not beside.empty:
+    if not beside.empty and len(beside.columns):
         page.save("table1_beside_paper.csv", beside.to_csv())
         page.add(f"<h2>Table 1 beside the paper's ({size}-cell networks)</h2>"
                  "<p>The paper's values are quoted from its Table 1; ours are mean ± std over "
                  "cells in the paper's units where its numbers imply them. Rows marked "
                  "<code>init</code> are untrained controls (the same initialization, no training "
-                 "step). The sign of delta response and correlation is arbitrary per cell: "
-                 "flipping a cell's g-gate weights and its outgoing weights leaves the network "
-                 "unchanged, so excitatory/inhibitory fractions are not properties of the "
-                 "network.</p><ul>"
+                 "step). The sign of a cell's response is arbitrary: flipping the signs of its "
+                 "g-gate weights and of its outgoing weights leaves the network unchanged and "
+                 "flips the sign of its isolated response, so excitatory/inhibitory fractions are "
+                 "not properties of the network.</p><ul>"
                  + "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(why)}</li>"
-                           for t, _, why in BESIDE_COLUMNS)
+                           for t, _, why in BESIDE_COLUMNS if t in beside.columns)
                  + "</ul>" + beside.to_html(classes="t", border=0))
     page.figure(fig_sorted(metrics, size=size), "fig2_3_sorted.png",
                 "Figs. 2C-G, 3A-E: sorted distributions of every metric")
@@ -1052,7 +1055,7 @@ def _section_validity(page: _Page, ds, metrics, store, *, n_boot, n_perm, top_k,
                             f"Fig. 4: ablation impact{knock} of cells ranked by {label(metric)} "
                             f"(grey line, right axis): moving mean ± std over {window} cells "
                             f"(blue), and the 2.5-97.5 % band of the moving mean of "
-                            f"{TREND_PERMUTATIONS} random permutations of the impacts (hatched): "
+                            f"{TREND_PERMUTATIONS} random permutations of the impacts (dashed): "
                             "where the blue line stays inside it, a random ranking does as well")
 
 

@@ -147,9 +147,10 @@ def _network_table(variables: dict[str, xr.DataArray]) -> pd.DataFrame:
 def combine(variables: dict[str, xr.DataArray]) -> xr.Dataset:
     """One dataset of ``variables`` on a shared ``network`` and ``cell`` grid.
 
-    Each variable keeps its own dims, ``network`` and ``cell`` first; ``network`` is the union of every variable's networks (in
-    order of appearance), ``cell`` runs to the largest network, ``time`` to the longest record;
-    what a variable lacks is NaN. The network coordinates are attached once, with ``valid``.
+    Each variable keeps its own dims, ``network`` and ``cell`` first; ``network`` is the union of
+    every variable's networks (in order of appearance), ``cell`` runs to the largest network,
+    ``time`` to the longest record; what a variable lacks is NaN. The network coordinates are
+    attached once, with ``valid``.
 
     Raises
     ------
@@ -179,10 +180,13 @@ def combine(variables: dict[str, xr.DataArray]) -> xr.Dataset:
 #: Units recognised in a setting's documentation, most specific first: (phrase, units).
 _UNIT_PHRASES = (
     ("cycles per time unit", "cycles per time unit"),
+    ("value units per time unit", "1/time unit"),
     ("in time units", "time unit"),
     ("in steps", "steps"),
     ("in radians", "rad"),
+    ("in response units", "response units"),
     ("dimensionless", "1"),
+    ("Fraction", "1"),
 )
 
 
@@ -198,7 +202,7 @@ def setting_attrs(doc: str) -> dict:
     {'long_name': 'Frequency f in cycles per time unit', 'units': 'cycles per time unit'}
     """
     attrs = {}
-    first = re.split(r"[,.;(]", doc.strip(), maxsplit=1)[0].strip()
+    first = re.split(r"[,;:]\s|\.(?:\s|$)|\s\(", doc.strip(), maxsplit=1)[0].strip()
     if first:
         attrs[LONG_NAME] = first
     for phrase, units in _UNIT_PHRASES:

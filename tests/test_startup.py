@@ -39,7 +39,6 @@ def test_light_commands_import_no_heavy_module(argv, absent, tmp_path):
     assert sorted(m for m in absent if m in loaded) == []
 
 
-@pytest.mark.slow
 def test_run_imports_no_module_the_graph_does_not_need(tmp_path):
     """characterize.yaml (zoo weights, step and sine metrics, a CSV sink, threads): no
     scipy.signal/stats, no torch (no .pt), no matplotlib, no dask.distributed (local scheduler)."""

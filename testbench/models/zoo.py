@@ -11,9 +11,10 @@ with the entry's seed, exported before any optimizer step; metadata ``network_va
 Controls are not shipped (package data stays small): ``testbench zoo build --controls``
 (:func:`build_controls`) writes them, deterministically, into :func:`cache_folder`
 (``$TESTBENCH_CACHE/zoo``, default ``~/.cache/testbench/zoo``). Their manifest entry (key
-``build``) holds the expected :func:`digest`; ``zoo:<name>-init`` resolves only to a built file whose
-digest matches, so a file built with a torch that initializes differently, or changed since, is
-refused. :func:`control_entry` computes a control's manifest entry (when a network joins the zoo).
+``build``) holds the expected :func:`digest`; ``zoo:<name>-init`` resolves only to a built file
+whose digest matches, so a file built with a torch that initializes differently, or changed
+since, is refused. :func:`control_entry` computes a control's manifest entry (when a network
+joins the zoo).
 
 The digest is the SHA-256 of the network's content (every array's name, dtype, shape and bytes, and
 the metadata as sorted JSON), not of the HDF5 file: the same arrays written by another h5py/HDF5
@@ -159,8 +160,8 @@ def digest(net) -> str:
 
     h.update(f"{net.cell_type};{net.readout_mode};".encode())
     for k, layer in enumerate(net.layers):
-        names_ = ARRAYS + tuple(a + REVERSE_SUFFIX for a in ARRAYS) if layer.bidirectional else ARRAYS
-        for array in names_:
+        reverse = tuple(a + REVERSE_SUFFIX for a in ARRAYS) if layer.bidirectional else ()
+        for array in ARRAYS + reverse:
             add(f"layers/{k}/{array}", getattr(layer, array))
     if net.readout_weight is not None:
         add("readout/weight", net.readout_weight)
@@ -188,9 +189,21 @@ def control_network(trained: dict):
 
     :func:`testbench.training.initial_model` with the entry's dataset, cell type, sizes and seed,
     exported as float32; metadata: the entry's :data:`CONTROL_KEYS`, ``name`` = ``<name>-init``,
-    ``network_variant`` = ``init`` and ``control_of`` = the trained network's name. Needs torch.
+    ``network_variant`` = ``init`` and ``control_of`` = the trained network's name.
+
+    Raises
+    ------
+    WeightsError
+        torch is not installed.
     """
+    from importlib.util import find_spec
+
     from testbench.models.grid import INIT
+    from testbench.models.import_torch import INSTALL
+
+    if find_spec("torch") is None:
+        raise WeightsError(f"building the untrained control of '{trained['name']}' needs the "
+                           f"optional dependency torch, which is not installed; fix: {INSTALL}")
     from testbench.training import initial_model, to_network
 
     meta = {k: trained[k] for k in CONTROL_KEYS if k in trained}
@@ -210,7 +223,8 @@ def control_entry(trained: dict) -> dict:
 
     from testbench.models.grid import INIT
 
-    return {"name": trained["name"] + CONTROL_SUFFIX, BUILD: CONTROLS, "control_of": trained["name"],
+    return {"name": trained["name"] + CONTROL_SUFFIX, BUILD: CONTROLS,
+            "control_of": trained["name"],
             "dataset": trained["dataset"], "size": trained["size"], "seed": trained["seed"],
             "cell_type": trained["cell_type"], "network_variant": INIT,
             "sha256": digest(control_network(trained)), "torch_version": torch.__version__}
