@@ -251,6 +251,15 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from testbench.report import TABLE_SIZE, write_report
+
+    path = write_report(args.store, args.output, data_dir=args.data_dir,
+                        size=args.size or TABLE_SIZE, sel=args.sel)
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from testbench.training import evaluate
 
@@ -406,9 +415,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     t.set_defaults(func=_cmd_train)
 
-    from testbench.report import add_report_command
-
-    add_report_command(sub)
+    rp = sub.add_parser("report", help="write the HTML reproduction report of a result store",
+                        description="Write the reproduction report of a result store: "
+                                    "DIR/index.html with its tables (CSV) and figures (PNG).")
+    rp.add_argument("store", help="result store (zarr) written by `testbench run`, e.g. "
+                                  "results/paper.zarr")
+    rp.add_argument("-o", "--output", default="results/report",
+                    help="output folder: new, empty, or one testbench wrote before "
+                         "(default: %(default)s)")
+    rp.add_argument("--sel", action="append", default=[], metavar="DIM=VALUE",
+                    help="report a swept store at one point of a sweep dim, e.g. --sel "
+                         "frequency=0.05; repeatable, one per sweep dim (default: none; a swept "
+                         "store without it is refused, with its dims and values)")
+    rp.add_argument("--data-dir", default=None, help="MNIST for Fig. 2B: " + DATA_DIR_HELP)
+    rp.add_argument("--size", type=int, default=None,
+                    help="network size of Table 1 and Figs. 2-4 (default: 128, the paper's)")
+    rp.set_defaults(func=_cmd_report)
 
     ev = sub.add_parser("evaluate", help="recompute a network's test score from its exported weights")
     ev.add_argument("weights", help="weights to score: zoo:NAME, a testbench .h5 with its training "

@@ -4,7 +4,7 @@
 network that ``testbench show`` prints and the ``summary_table`` sink writes
 (:func:`flat_columns` for CSV); :func:`format_ablation` is ``show`` of a store of ablation results.
 
-``testbench report RESULTS -o DIR [--sel DIM=VALUE ...]`` (see :func:`add_report_command`) or
+``testbench report RESULTS -o DIR [--sel DIM=VALUE ...]`` or
 :func:`write_report` reads a store written by ``testbench run graphs/paper.yaml`` and writes
 ``DIR/index.html`` beside its figures (PNG) and tables (CSV, one header row). A swept store is
 reported at one point of each sweep (``--sel``, :func:`select_point`). Sections (paper numbering):
@@ -1177,31 +1177,3 @@ def _section_bode(page: _Page, metrics: xr.DataArray, store) -> None:
     page.figure(fig_bode(S.load(metrics, store), dim=BODE_DIM), "bode.png",
                 "Bode view: gain and phase lag of every cell over the frequency sweep, coloured "
                 "by settling time")
-
-
-def add_report_command(subparsers) -> None:
-    """Add ``testbench report RESULTS -o DIR`` to the CLI's argparse sub-parsers."""
-    p = subparsers.add_parser("report", help="write the HTML reproduction report of a result store",
-                              description="Write the reproduction report of a result store: "
-                                          "DIR/index.html with its tables (CSV) and figures (PNG).")
-    p.add_argument("store", help="result store (zarr) written by `testbench run`, e.g. "
-                                 "results/paper.zarr")
-    p.add_argument("-o", "--output", default="results/report",
-                   help="output folder: new, empty, or one testbench wrote before "
-                        "(default: %(default)s)")
-    p.add_argument("--sel", action="append", default=[], metavar="DIM=VALUE",
-                   help="report a swept store at one point of a sweep dim, e.g. --sel "
-                        "frequency=0.05; repeatable, one per sweep dim (default: none; a swept "
-                        "store without it is refused, with its dims and values)")
-    p.add_argument("--data-dir", default=None,
-                   help="data folder for Fig. 2B (default: $TESTBENCH_DATA or ~/.cache/testbench)")
-    p.add_argument("--size", type=int, default=TABLE_SIZE,
-                   help="network size of Table 1 and Figs. 2-4 (default: %(default)s)")
-
-    def run(args) -> int:
-        path = write_report(args.store, args.output, data_dir=args.data_dir, size=args.size,
-                            sel=args.sel)
-        print(f"wrote {path}")
-        return 0
-
-    p.set_defaults(func=run)
