@@ -99,5 +99,6 @@ def sine_response(
         "correlation_per_sample": (product_units(xu, yu), ("correlation / T: sum_t (x_t - mean x)"
                                                            "(y_t - mean y) / T")),
     }
-    return apply_metrics("sine_response", _sine_core, response, stimulus, metrics,
-                         {"steady_frac": steady_frac})
+    settings = {"steady_frac": steady_frac}
+    return apply_metrics("sine_response", _sine_core, response, stimulus, metrics, settings,
+                         stream=("sine", settings))

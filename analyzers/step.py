@@ -136,4 +136,5 @@ def step_response(
     }
     settings = {"window_frac": window_frac, "band_frac": band_frac,
                 "band_reference": band_reference, "band_floor": band_floor}
-    return apply_metrics("step_response", _step_core, response, stimulus, metrics, settings)
+    return apply_metrics("step_response", _step_core, response, stimulus, metrics, settings,
+                         stream=("step", settings))

@@ -5,5 +5,6 @@ is detected at import time.
 """
 
 from testbench.kernels.cells import GATES, TRACES, BackendUnavailable, isolate, simulate
+from testbench.kernels.streaming import stream_metrics
 
-__all__ = ["GATES", "TRACES", "BackendUnavailable", "isolate", "simulate"]
+__all__ = ["GATES", "TRACES", "BackendUnavailable", "isolate", "simulate", "stream_metrics"]

@@ -156,7 +156,8 @@ def prepare(cell_type, a, r, bi, bh, x, h0, c0, traces, outputs=True) -> Prepare
     )
 
 
-def simulate(cell_type, a, r, bi, bh, x, *, h0=0.0, c0=0.0, backend="cpu", traces=False):
+def simulate(cell_type, a, r, bi, bh, x, *, h0=0.0, c0=0.0, backend="cpu", traces=False,
+             metrics=None):
     """Simulate isolated cells: every cell driven alone by every stimulus, from a given state.
 
     Pre-activation of gate k: ``z_k = a_k x_t + r_k h_{t-1} + bi_k + bh_k``. LSTM: i, f, o =
@@ -181,6 +182,11 @@ def simulate(cell_type, a, r, bi, bh, x, *, h0=0.0, c0=0.0, backend="cpu", trace
         (cell, stimulus); needs an NVIDIA GPU. Default ``cpu``.
     traces : bool
         Also return the internal traces. Default false.
+    metrics : dict or None
+        Return, instead of the response, the step and sine analyzers' metrics of every
+        (cell, stimulus) record without storing the response: the keyword arguments ``step``,
+        ``sine``, ``dt``, ``stimulus`` of :func:`kernels.streaming.stream_metrics` (CPU, no
+        traces). Default None.
 
     Returns
     -------
@@ -189,6 +195,8 @@ def simulate(cell_type, a, r, bi, bh, x, *, h0=0.0, c0=0.0, backend="cpu", trace
     traces : dict of str to np.ndarray
         Only with ``traces=True``: (n, S, T) arrays, LSTM ``c, i, f, g, o``; GRU ``r, z, n``;
         RNN none.
+    metrics : dict of str to np.ndarray
+        Only with ``metrics``: what :func:`kernels.streaming.stream_metrics` returns (alone).
 
     Raises
     ------
@@ -214,6 +222,14 @@ def simulate(cell_type, a, r, bi, bh, x, *, h0=0.0, c0=0.0, backend="cpu", trace
     if backend not in BACKENDS:
         raise ValueError(f"kernels.simulate: backend {backend!r} is not one of {list(BACKENDS)}; "
                          "fix: use 'cpu' (or 'cuda' on a machine with an NVIDIA GPU)")
+    if metrics is not None:
+        if backend != "cpu" or traces:
+            raise ValueError(f"kernels.simulate: metrics are computed on the CPU without traces, "
+                             f"but backend={backend!r}, traces={traces!r}; fix: pass "
+                             "backend='cpu', traces=False")
+        from testbench.kernels.streaming import stream_metrics
+
+        return stream_metrics(cell_type, a, r, bi, bh, x, h0=h0, c0=c0, **metrics)
     p = prepare(cell_type, a, r, bi, bh, x, h0, c0, traces)
     if backend == "cpu":
         from testbench.kernels.cpu import simulate_cpu

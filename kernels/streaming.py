@@ -1,4 +1,4 @@
-"""Streaming step and sine metrics: the analyzers' metrics computed inside the simulation's cell blocks.
+"""Streaming step and sine metrics: the analyzers' metrics computed inside the kernel's cell blocks.
 
 :func:`stream_metrics` simulates isolated cells like :func:`kernels.simulate` but never materializes
 the (n, S, T) response: the CPU kernels (:mod:`kernels.cpu_metrics`) fold each block of buffered
@@ -6,13 +6,15 @@ steps, still in cache, into per-cell sums. The result equals ``step_response`` /
 applied to the simulated response bitwise (same sums in NumPy's pairwise order, same products, same
 comparisons; see :mod:`kernels.cpu_metrics`).
 
-Two passes over time, the second simulating the cells again (the kernel is deterministic, so the
-trajectory is bitwise the same): the settling band and the centred correlation sums need the final
-value and the mean of the whole record first. Recomputing costs one more simulation; keeping the
-record instead would cost T samples per cell, which is what streaming avoids. The periodogram peak
-needs the whole steady-state part: it is copied out (float64, ``ceil(steady_frac T)`` samples per
-record) one chunk of cells at a time, at most :data:`STEADY_BYTES`, and its peak found with NumPy's
-FFT there, exactly as the analyzer does.
+Two passes over time: the settling band and the centred correlation sums need the final value and
+the mean of the whole record first. Between them each work item keeps its block's record (T x 128
+samples, up to ``REPLAY_BYTES`` of :mod:`kernels._config`: 0.5 MB float32, 1 MB float64 at T =
+1000, so it stays in L2/L3) and reads it back; a longer record is simulated again (the kernel is
+deterministic: bitwise the same trajectory), so memory stays O(cells per block) at any T. The
+periodogram peak needs the whole steady-state part: it is copied out (float64,
+``ceil(steady_frac T)`` samples per record) one chunk of cells at a time, at most
+:data:`STEADY_BYTES`, and its peak found with NumPy's FFT there, exactly as the analyzer does (an
+exact DFT at candidate bins cannot guarantee the same argmax for a nonlinear cell's harmonics).
 
 Imports only NumPy at module level; Numba on first call.
 """
@@ -102,7 +104,8 @@ def _onsets(x: np.ndarray) -> np.ndarray:
     return np.where(changed.any(-1), changed.argmax(-1), x.shape[-1])
 
 
-def stream_metrics(cell_type, a, r, bi, bh, x, *, dt=1.0, h0=0.0, c0=0.0, step=None, sine=None):
+def stream_metrics(cell_type, a, r, bi, bh, x, *, dt=1.0, h0=0.0, c0=0.0, step=None, sine=None,
+                   stimulus=None):
     """Step and sine metrics of isolated cells without storing their responses.
 
     Equal (bitwise) to simulating with :func:`kernels.simulate` and applying the ``step_response``
@@ -119,6 +122,9 @@ def stream_metrics(cell_type, a, r, bi, bh, x, *, dt=1.0, h0=0.0, c0=0.0, step=N
         ``band_floor`` (all required); None skips the step metrics. Default None.
     sine : dict or None
         ``sine_response`` settings ``steady_frac`` (required); None skips the sine metrics.
+    stimulus : np.ndarray or None
+        The stimuli (S, T) as the analyzers see them (onsets, stimulus terms of the correlation,
+        NaN policy), when ``x`` is a cast of them to the simulation dtype. Default None: ``x``.
 
     Returns
     -------
@@ -135,12 +141,13 @@ def stream_metrics(cell_type, a, r, bi, bh, x, *, dt=1.0, h0=0.0, c0=0.0, step=N
     """
     p = prepare(cell_type, a, r, bi, bh, x, h0, c0, False, outputs=False)
     with np.errstate(all="ignore"):  # inf and NaN records: the analyzers' values, not warnings
-        return _metrics(p, dt, step, sine)
+        return _metrics(p, dt, step, sine, p.x if stimulus is None else np.asarray(stimulus))
 
 
-def _metrics(p, dt, step, sine) -> dict:
+def _metrics(p, dt, step, sine, stimulus) -> dict:
     """:func:`stream_metrics` on prepared inputs ``p`` (see :func:`kernels.cells.prepare`)."""
-    from testbench.kernels.cpu_metrics import metrics_pass1, metrics_pass2
+    from testbench.kernels._config import BLOCK_CELLS, REPLAY_BYTES
+    from testbench.kernels.cpu_metrics import metrics_cpu
 
     x = p.x
     n, (S, T) = p.P.shape[1], x.shape
@@ -149,59 +156,52 @@ def _metrics(p, dt, step, sine) -> dict:
         raise ValueError(f"kernels.stream_metrics: dt has shape {dt.shape}; it must be a scalar "
                          f"or one value per stimulus ({S},)")
     dt = np.broadcast_to(dt, (S,))
-    xs = x.astype(np.float64)
-    onset = _onsets(x)
+    if stimulus.shape != x.shape:
+        raise ValueError(f"kernels.stream_metrics: stimulus has shape {stimulus.shape}; it must "
+                         f"be the records x {x.shape} as the analyzers see them")
+    xs = stimulus.astype(np.float64)
+    xc = xs - xs.mean(-1, keepdims=True)
+    onset = _onsets(stimulus) if step is not None else np.full(S, T)
+    wf = step["window_frac"] if step is not None else 1.0
+    nf = math.ceil(wf * T)
+    ni = np.array([math.ceil(wf * o) if o < T else 1 for o in onset])
     plans = _Plans()
     rows1 = np.zeros((S, 3, 3), dtype=np.int64)  # sums: whole record, final window, initial window
     rows2 = np.zeros((S, 2, 3), dtype=np.int64)  # sums: x_c y_c, y_c y_c
+    ns = math.ceil(sine["steady_frac"] * T) if sine is not None else 0
     if sine is not None:
-        ns = math.ceil(sine["steady_frac"] * T)
-        rows1[:, 0] = plans.row(0, T)
-        rows2[:, :] = plans.row(0, T)
-    else:
-        ns = 0
+        rows1[:, 0] = rows2[:, 0] = rows2[:, 1] = plans.row(0, T)
     if step is not None:
-        wf = step["window_frac"]
-        rows1[:, 1] = plans.row(T - math.ceil(wf * T), math.ceil(wf * T))
+        rows1[:, 1] = plans.row(T - nf, nf)
         for s in range(S):
             if onset[s] < T:
-                rows1[s, 2] = plans.row(onset[s] - math.ceil(wf * onset[s]),
-                                        math.ceil(wf * onset[s]))
+                rows1[s, 2] = plans.row(onset[s] - ni[s], ni[s])
     lens, pops, depth = plans.arrays()
+    band = (step["band_frac"], step["band_floor"], step["band_reference"] == "delta") if step \
+        else (0.0, 0.0, False)
 
-    sums1 = np.zeros((n, S, 3))
-    ymax, ymin, nans = np.empty((n, S)), np.empty((n, S)), np.empty((n, S))
-    amplitude = frequency = None
+    sums1, sums2 = np.zeros((n, S, 3)), np.zeros((n, S, 2))
+    ymax, ymin, nans, last = (np.empty((n, S)) for _ in range(4))
     if sine is not None:
         amplitude, frequency = np.empty((n, S)), np.full((n, S), np.nan)
-    chunk = max(128, STEADY_BYTES // max(1, S * ns * 8) // 128 * 128)
+    keep = T * BLOCK_CELLS * x.itemsize <= REPLAY_BYTES
+    chunk = max(BLOCK_CELLS, STEADY_BYTES // max(1, S * ns * 8) // BLOCK_CELLS * BLOCK_CELLS)
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         steady = np.empty((hi - lo, S, ns))
-        metrics_pass1(p.code, p.P, x, p.h0, p.c0, lo, hi, rows1, lens, pops, depth, sums1, ymax,
-                      ymin, nans, steady)
+        metrics_cpu(p.code, p.P, x, p.h0, p.c0, lo, hi, keep, rows1, rows2, lens, pops, depth,
+                    onset, xc, nf, ni, *band, sums1, ymax, ymin, nans, steady, sums2, last)
         if sine is not None:
             amplitude[lo:hi] = steady.max(-1) - steady.min(-1)
             if ns >= 2:
                 frequency[lo:hi] = np.where(amplitude[lo:hi] > 0, peak_bin(steady) / (ns * dt),
                                             np.nan)
-    mean = sums1[..., 0] / T
     out = {}
-    final = band = np.zeros((n, S))
+    bad = (nans > 0) | np.isnan(xs).any(-1)
     if step is not None:
-        nf = math.ceil(step["window_frac"] * T)
-        ni = np.array([math.ceil(step["window_frac"] * o) if o < T else 1 for o in onset])
         final = sums1[..., 1] / nf
         initial = np.where(onset < T, sums1[..., 2] / ni, np.nan)
         delta = final - initial
-        ref = np.abs(delta) if step["band_reference"] == "delta" else np.abs(final)
-        band = np.maximum(step["band_frac"] * ref, step["band_floor"])
-    xc = xs - xs.mean(-1, keepdims=True)
-    sums2, last = np.zeros((n, S, 2)), np.empty((n, S))
-    metrics_pass2(p.code, p.P, x, p.h0, p.c0, rows2, lens, pops, depth, mean, xc,
-                  onset if step is not None else np.full(S, T), final, band, sums2, last)
-    bad = (nans > 0) | np.isnan(xs).any(-1)
-    if step is not None:
         settled = np.where(last >= onset, last - onset + 1, 0).astype(np.int64) * dt
         settling = np.where((onset < T) & (last != T - 1), settled, np.nan)
         out["step_response"] = np.stack([initial, final, delta, settling], axis=-1)

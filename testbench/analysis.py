@@ -220,7 +220,8 @@ def _chunk(arr: xr.DataArray, chunks: dict) -> xr.DataArray:
 
 def apply_metrics(node: str, core: Callable[..., np.ndarray], response: xr.DataArray,
                   stimulus: xr.DataArray, metrics: dict[str, tuple[str, str]], settings: dict,
-                  per_record: tuple[xr.DataArray, ...] = ()) -> xr.DataArray:
+                  per_record: tuple[xr.DataArray, ...] = (),
+                  stream: tuple[str, dict] | None = None) -> xr.DataArray:
     """Run ``core`` over all non-time dims and label the result as a metrics output.
 
     Parameters
@@ -239,6 +240,11 @@ def apply_metrics(node: str, core: Callable[..., np.ndarray], response: xr.DataA
     per_record : tuple of xr.DataArray
         Further values per record without ``time`` (e.g. the stimulus frequency, a swept
         coordinate), passed to ``core`` after ``dt`` and broadcast like it. Default none.
+    stream : (str, dict), optional
+        ``('step', settings)`` or ``('sine', settings)`` for the built-in step and sine analyzers:
+        when ``response`` is an isolated DUT's output driven by ``stimulus``, the metrics are
+        computed inside the DUT's blocks without materializing the response
+        (:mod:`testbench.streaming`; bitwise equal to ``core``). Default None.
 
     Returns
     -------
@@ -254,25 +260,36 @@ def apply_metrics(node: str, core: Callable[..., np.ndarray], response: xr.DataA
     """
     _check_time(node, response, stimulus)
     dt = sample_interval(stimulus, node)
+    out = None
+    if stream is not None:
+        from testbench.streaming import streamed
+
+        out = streamed(response, stimulus, dt, *stream, len(metrics))
+    if out is None:
+        out = _apply_core(core, response, stimulus, dt, per_record, settings, len(metrics))
+    out = out.assign_coords({METRIC: list(metrics),
+                             UNITS: (METRIC, [units for units, _ in metrics.values()])})
+    out.name = node
+    out.attrs = {"definitions": {name: text for name, (_, text) in metrics.items()}}
+    return out
+
+
+def _apply_core(core, response, stimulus, dt, per_record, settings, k: int) -> xr.DataArray:
+    """``core`` over every non-time dim of response and stimulus: unlabelled (..., metric)."""
     if response.chunks is not None:
         # chunk the stimulus like the response along shared dims: a stimulus in one piece makes
         # dask hold every response chunk of a sweep at once (peak memory grows with the sweep)
         shared = {d: response.chunksizes[d] for d in stimulus.dims if d in response.chunksizes}
         stimulus = _chunk(stimulus, {**shared, TIME: -1})
     inputs = [_chunk(a, {TIME: -1}) if a.chunks is not None else a for a in (response, stimulus)]
-    out = xr.apply_ufunc(
+    return xr.apply_ufunc(
         guard(partial(core, **settings)), *inputs, dt, *per_record,
         input_core_dims=[[TIME], [TIME], []] + [[] for _ in per_record],
         output_core_dims=[[METRIC]],
         dask="parallelized",
         output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": {METRIC: len(metrics)}},
+        dask_gufunc_kwargs={"output_sizes": {METRIC: k}},
     )
-    out = out.assign_coords({METRIC: list(metrics),
-                             UNITS: (METRIC, [units for units, _ in metrics.values()])})
-    out.name = node
-    out.attrs = {"definitions": {name: text for name, (_, text) in metrics.items()}}
-    return out
 
 
 __all__ = ["TIME_UNIT", "FREQUENCY_UNIT", "sample_interval", "broadcast_core", "nan_records",

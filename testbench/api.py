@@ -100,7 +100,7 @@ def run(graph: str | Path | Mapping | Graph, *, overrides: Sequence[str] = (),
         Progress bar on stderr for work longer than 2 s. Default False.
     cache : bool, str or Path
         ``True`` (default): reuse and store analyzer outputs in the cache folder
-        (``$TESTBENCH_CACHE``, else ``~/.cache/testbench/nodes``; :mod:`testbench.cache`); a path:
+        (``$TESTBENCH_CACHE/nodes``, else ``~/.cache/testbench/nodes``; :mod:`testbench.cache`); a path:
         use that cache folder; ``False``: compute everything, read and write no cache.
 
     Returns

@@ -22,30 +22,37 @@ checksum (:mod:`testbench.data`); a custom node that reads a file which may chan
 ``--no-cache``. A node whose source cannot be read (defined interactively) is never cached, nor
 anything downstream of it.
 
-Only analyzer outputs are stored (cells x metrics x sweep points: small). Stimuli and DUTs are still
-built lazily on every run, but dask computes only what the result store needs, so a DUT whose
-analyzers all hit is never simulated. DUT responses (``save_responses: true``) are not cached.
+Analyzer outputs are stored whole (cells x metrics x sweep points: small). Of a DUT only an
+*outline* is stored (:func:`outline`: dims, coordinate names, attributes such as the weights
+provenance; no data): a DUT whose output feeds only analyzers found in the cache (no sink, no
+``save_responses``) is then not built at all, and its outline stands in for it in the assembly.
+DUT responses are not cached: reading a response back (0.45 s for 131 MB here) is slower than
+simulating it again (0.19 s), so a changed analyzer re-simulates its DUT. Stimuli are built on
+every run (cheap).
 
 Layout and safety
 -----------------
-The cache folder (``--cache-dir``, else the environment variable ``TESTBENCH_CACHE``, else
-``~/.cache/testbench/nodes``) holds a marker file (:data:`MARKER`) and a ``CACHEDIR.TAG`` (so backup
+The cache folder (``--cache-dir``, else ``nodes`` in the folder named by the environment variable
+``TESTBENCH_CACHE``, else ``~/.cache/testbench/nodes``; the zoo's controls live beside it in ``zoo``) holds a marker file (:data:`MARKER`) and a ``CACHEDIR.TAG`` (so backup
 tools skip it). testbench creates it (or adopts an empty folder) and refuses a folder without the
 marker, so it never writes into, nor evicts from, a folder it did not create. It is safe to delete
 at any time (between runs).
 
-An entry is a folder named by its key holding ``data.zarr`` and ``entry.json`` (node, type, bytes),
-written aside as ``.part-KEY-XXXXXXXX`` (with a writer record) and renamed into place, ``entry.json``
-last: an entry without a readable ``entry.json`` (a killed writer) is ignored and replaced; a
-``.part`` of a dead writer is removed by the next run. The time of last use (the modification time
-of ``entry.json``, refreshed on every hit) orders eviction: after each run's new entries are written,
-the least recently used entries are removed (renamed aside, then deleted) until the cache holds at
-most its size cap (``TESTBENCH_CACHE_MAX``, default 2 GiB); the current run's own entries are kept
-even when they alone exceed the cap.
+An entry is a folder named by its key holding ``data.zarr`` (none for an outline) and
+``entry.json`` (node, type, bytes; the outline itself), written aside as ``.part-KEY-XXXXXXXX``
+(with a writer record) and renamed into place, ``entry.json`` last: an entry without a readable
+``entry.json`` (a killed writer) is ignored and replaced; a ``.part`` of a dead writer is removed by
+the next run. The time of last use (the modification time of ``entry.json``, refreshed on every hit)
+orders eviction: after each run's new entries are written, the least recently used entries are
+removed (renamed aside, then deleted) until the cache holds at most its size cap
+(``TESTBENCH_CACHE_MAX``, default 2 GiB); the current run's own entries are kept even when they
+alone exceed the cap. Hits are read into memory whole, so an entry evicted by another run sharing
+the folder cannot fail a run that already read it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -54,21 +61,22 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
-from testbench.errors import OutputError
+from testbench.errors import OutputError, TestbenchError
+from testbench.models.zoo import CACHE_ENV, cache_root
 from testbench.store import ZARR_FORMAT, _record_writer, _stale, protect
 
 #: Marker file of a cache folder: ``{"format": FORMAT, "format_version": FORMAT_VERSION}``.
 MARKER = ".testbench-cache.json"
 FORMAT, FORMAT_VERSION = "testbench-node-cache", 1
 #: Environment variables: the cache folder and its size cap (bytes, or with a K/M/G/T suffix).
-ENV_DIR, ENV_MAX = "TESTBENCH_CACHE", "TESTBENCH_CACHE_MAX"
+ENV_MAX = "TESTBENCH_CACHE_MAX"
 #: Default size cap, bytes.
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _TAG = "CACHEDIR.TAG"
@@ -77,7 +85,7 @@ _TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
 _ENTRY, _DATA = "entry.json", "data.zarr"
 _KEY = re.compile(r"[0-9a-f]{64}")
 _PART = re.compile(r"\.(part|trash)-[0-9a-f]{64}-[0-9a-f]{8}")
-_FIX = (f"fix: choose another folder with --cache-dir (or {ENV_DIR}), e.g. a new one, or run with "
+_FIX = (f"fix: choose another folder with --cache-dir (or {CACHE_ENV}), e.g. a new one, or run with "
         "--no-cache")
 #: Python packages whose sources make up the built-in nodes.
 _PACKAGES = ("testbench", "testbench.kernels", "testbench.stimuli", "testbench.analyzers")
@@ -85,9 +93,9 @@ _LIBRARIES = ("numpy", "scipy", "xarray", "numba")
 
 
 def default_dir() -> Path:
-    """The cache folder: ``$TESTBENCH_CACHE``, else ``~/.cache/testbench/nodes``."""
-    env = os.environ.get(ENV_DIR, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "testbench" / "nodes"
+    """The cache folder: ``nodes`` in the cache root (``$TESTBENCH_CACHE``, else
+    ``~/.cache/testbench``)."""
+    return cache_root() / "nodes"
 
 
 def parse_size(text: str | int) -> int:
@@ -112,11 +120,13 @@ def parse_size(text: str | int) -> int:
 
 @functools.cache
 def _package_digest() -> str:
-    """sha256 over every source file of the built-in node packages (read once per process)."""
+    """sha256 over every source file (and JSON file: the zoo manifest) of the built-in node
+    packages, read once per process."""
     h = hashlib.sha256()
     for pkg in _PACKAGES:
-        for folder in sys.modules[pkg].__path__ if pkg in sys.modules else ():
-            for path in sorted(Path(folder).rglob("*.py")):
+        for folder in importlib.import_module(pkg).__path__:
+            files = [*Path(folder).rglob("*.py"), *Path(folder).rglob("*.json")]
+            for path in sorted(files):
                 h.update(str(path.relative_to(folder)).encode())
                 h.update(path.read_bytes())
     return h.hexdigest()
@@ -147,18 +157,26 @@ def _library_versions() -> dict:
     return versions
 
 
-def _weights_digests(values: list) -> list[str]:
-    """sha256 of each weights file named by ``weights`` values (a reference, list or mapping)."""
+def _weights_digests(values: list) -> list[str | None]:
+    """sha256 of each weights file named by ``weights`` values (a reference, list or mapping);
+    None for a value that names no file (a custom node's setting of that name may be anything:
+    its value is in the key already)."""
     from testbench.models.loading import checksum, resolve
 
     refs: list = []
     for value in values:
         items = value.values() if isinstance(value, dict) else value if isinstance(
             value, (list, tuple)) else [value]
-        refs += [str(r) for r in items]
-    # hashed on every run, not memoized by modification time: a file rewritten within the
-    # timestamp resolution of its file system would keep a stale digest
-    return [checksum(resolve(ref)) for ref in refs]
+        refs += [r for r in items if isinstance(r, (str, Path))]
+    digests = []
+    for ref in refs:
+        # hashed on every run, not memoized by modification time: a file rewritten within the
+        # timestamp resolution of its file system would keep a stale digest
+        try:
+            digests.append(checksum(resolve(ref)))
+        except TestbenchError:
+            digests.append(None)
+    return digests
 
 
 def node_keys(graph, dims: dict[str, dict[str, str]]) -> dict[str, str | None]:
@@ -176,10 +194,6 @@ def node_keys(graph, dims: dict[str, dict[str, str]]) -> dict[str, str | None]:
     dict of str to str or None
         64 hex digits per node; None for a node whose code cannot be read, or with such an input.
 
-    Raises
-    ------
-    WeightsError
-        A weights reference that does not resolve to a file (preflight reports it first).
     """
     from testbench import __version__
 
@@ -194,8 +208,10 @@ def node_keys(graph, dims: dict[str, dict[str, str]]) -> dict[str, str | None]:
             keys[name] = None
             continue
         settings = {k: s.default for k, s in spec.settings.items()} | decl.settings
-        weights = [v for k, v in settings.items() if k == "weights" and k not in decl.sweep]
-        weights += decl.sweep.get("weights", [])
+        if "weights" in decl.sweep:
+            weights = list(decl.sweep["weights"])
+        else:
+            weights = [settings["weights"]] if "weights" in settings else []
         record = {
             "format": FORMAT_VERSION, "kind": spec.kind, "type": spec.name, "origin": spec.origin,
             "code": code, "testbench": __version__, "libraries": _library_versions(),
@@ -207,6 +223,44 @@ def node_keys(graph, dims: dict[str, dict[str, str]]) -> dict[str, str | None]:
         text = json.dumps(record, default=repr, separators=(",", ":"))
         keys[name] = hashlib.sha256(text.encode()).hexdigest()
     return keys
+
+
+def _describe(value: xr.DataArray) -> dict:
+    """JSON description of a DataArray without its data: dims, dtypes, coordinates, attributes
+    (0-d coordinates with their value)."""
+    def dtype(var):
+        return str(var.dtype) if var.dtype.kind != "O" else "<U1"
+
+    coords = {name: {"dims": list(c.dims), "dtype": dtype(c)} if c.ndim
+              else {"dims": [], "value": c.values.item()} for name, c in value.coords.items()}
+    return {"name": value.name, "dims": list(value.dims), "dtype": dtype(value),
+            "coords": coords, "attrs": dict(value.attrs)}
+
+
+def outline(description: dict) -> xr.DataArray:
+    """A DUT's output without its data, from its description: what the assembly of the result
+    reads of a DUT that was not built (dims and coordinate names, the weights provenance in its
+    attributes).
+
+    Parameters
+    ----------
+    description : dict
+        Written by the cache when the DUT was built: ``name``, ``dims``, ``dtype``, ``coords``
+        (name -> ``dims`` and ``dtype``, or ``value`` for 0-d ones), ``attrs``.
+
+    Returns
+    -------
+    xr.DataArray
+        Of length 0 along every dim.
+    """
+    def empty(dims, dtype):
+        return np.zeros((0,) * len(dims), dtype)
+
+    coords = {name: (c["dims"], empty(c["dims"], c["dtype"])) if c["dims"] else ((), c["value"])
+              for name, c in description["coords"].items()}
+    return xr.DataArray(empty(description["dims"], description["dtype"]),
+                        dims=description["dims"], coords=coords, name=description["name"],
+                        attrs=description["attrs"])
 
 
 # ------------------------------------------------------------------------------------ cache
@@ -249,28 +303,46 @@ class NodeCache:
         protect(self.path, "cache folder", _FIX)
         if os.path.islink(self.path) or (self.path.exists() and not self.path.is_dir()):
             raise OutputError(f"{where} is a file or link, not a folder; {_FIX}")
-        marker = self.path / MARKER
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if not self.path.is_dir() or not any(self.path.iterdir()):
             try:
-                record = json.loads(marker.read_text())
-            except (OSError, ValueError):
-                record = None
-            if not isinstance(record, dict) or record.get("format") != FORMAT:
-                raise OutputError(f"{where} is a non-empty folder without the testbench cache "
-                                  f"marker ({MARKER}); testbench writes and evicts only in a cache "
-                                  f"folder it created; {_FIX}")
-            if record.get("format_version") != FORMAT_VERSION:
-                raise OutputError(f"{where} has cache format version "
-                                  f"{record.get('format_version')!r}; this testbench uses "
-                                  f"{FORMAT_VERSION}; fix: delete the folder (it is only a cache) "
-                                  f"or choose another with --cache-dir")
-            return
+                self._create()
+            except OSError as exc:
+                raise OutputError(f"{where} cannot be created: {exc.strerror}; {_FIX}") from None
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            (self.path / _TAG).write_text(_TAG_TEXT)
-            marker.write_text(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}))
-        except OSError as exc:
-            raise OutputError(f"{where} cannot be created: {exc.strerror}; {_FIX}") from None
+            record = json.loads((self.path / MARKER).read_text())
+        except (OSError, ValueError):
+            record = None
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            raise OutputError(f"{where} is a non-empty folder without the testbench cache "
+                              f"marker ({MARKER}); testbench writes and evicts only in a cache "
+                              f"folder it created; {_FIX}")
+        if record.get("format_version") != FORMAT_VERSION:
+            raise OutputError(f"{where} has cache format version "
+                              f"{record.get('format_version')!r}; this testbench uses "
+                              f"{FORMAT_VERSION}; fix: delete the folder (it is only a cache) "
+                              f"or choose another with --cache-dir")
+
+    def _create(self) -> None:
+        """Adopt an empty folder, or create the folder with its marker in one rename (so a run
+        starting at the same moment never sees it without the marker)."""
+        files = {MARKER: json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}),
+                 _TAG: _TAG_TEXT}
+        if self.path.is_dir():
+            for name, text in files.items():
+                (self.path / name).write_text(text)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.part-{uuid.uuid4().hex[:8]}")
+        try:
+            tmp.mkdir()
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+            os.rename(tmp, self.path)
+        except OSError:
+            if not self.path.is_dir():  # else another run created it meanwhile: checked next
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def keys(self, graph, dims: dict[str, dict[str, str]]) -> dict[str, str | None]:
         """:func:`node_keys` of ``graph``."""
@@ -316,28 +388,36 @@ class NodeCache:
         self.evict(keep)
         return stored
 
+    def put_outline(self, key: str, value: xr.DataArray, node: str) -> None:
+        """Store the :func:`outline` of a DUT's output under ``key``, unless it is there."""
+        try:
+            json.loads((self.path / key / _ENTRY).read_text())
+        except (OSError, ValueError):
+            self.put(key, outline(value), node)
+
     def get(self, key: str) -> xr.DataArray | xr.Dataset | None:
-        """The stored output of ``key``, opened lazily; None when absent or incomplete.
+        """The stored output of ``key``, read into memory; None when absent or incomplete.
 
         A hit refreshes the entry's time of last use.
         """
-        entry = self.path / key
-        try:
-            record = json.loads((entry / _ENTRY).read_text())
-            ds = xr.open_zarr(entry / _DATA, consolidated=True).drop_encoding()
-            # coordinates in memory, as the analyzer returned them (the store reads them often)
-            ds = ds.assign_coords({name: c.load() for name, c in ds.coords.items()})
-        except Exception:  # noqa: BLE001 - any unreadable entry is a miss, replaced by `put`
+        record = self._record(key)
+        if record is None:
             return None
         try:
-            os.utime(entry / _ENTRY)
-        except OSError:
-            pass
-        if record.get("type") == "DataArray":
-            arr = ds["value"]
-            arr.name = record.get("name")
-            return arr
-        return ds
+            if record.get("type") == "outline":
+                value = outline(record["outline"])
+            else:
+                # read whole (analyzer outputs are small): an entry evicted by another run a
+                # moment later cannot fail this run's store write
+                value = xr.open_zarr(self.path / key / _DATA, consolidated=True).drop_encoding()
+                value = value.load()
+                if record.get("type") == "DataArray":
+                    value = value["value"].rename(record.get("name"))
+        except Exception:  # noqa: BLE001 - any unreadable entry is a miss, replaced by `put`
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(self.path / key / _ENTRY)
+        return value
 
     def put(self, key: str, value: xr.DataArray | xr.Dataset, node: str) -> None:
         """Store a computed output under ``key`` (aside, then renamed into place).
@@ -347,25 +427,52 @@ class NodeCache:
         OutputError
             The entry cannot be written (disk full, permissions).
         """
-        entry = self.path / key
-        part = self.path / f".part-{key}-{uuid.uuid4().hex[:8]}"
         is_array = isinstance(value, xr.DataArray)
         ds = value.to_dataset(name="value") if is_array else value
+        self._write(key, node, {"type": "DataArray" if is_array else "Dataset",
+                                "name": value.name if is_array else None},
+                    lambda part: ds.to_zarr(part / _DATA, mode="w", consolidated=True,
+                                            zarr_format=ZARR_FORMAT))
+
+    def put_outline(self, key: str, value: xr.DataArray, node: str) -> None:
+        """Store the outline of a DUT's output under ``key`` (see :func:`outline`), unless it is
+        there or its attributes are not JSON (then the DUT is always built)."""
+        if self._record(key) is not None:
+            return
+        try:
+            record = {"type": "outline", "outline": _describe(value)}
+            json.dumps(record)
+        except (TypeError, ValueError):
+            return
+        self._write(key, node, record, None)
+
+    def _record(self, key: str) -> dict | None:
+        """The ``entry.json`` of a complete entry; None when absent or unreadable."""
+        try:
+            record = json.loads((self.path / key / _ENTRY).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def _write(self, key: str, node: str, record: dict, write_data) -> None:
+        """Write an entry aside (``write_data(part)``, then ``entry.json``) and rename it in."""
+        entry = self.path / key
+        part = self.path / f".part-{key}-{uuid.uuid4().hex[:8]}"
         try:
             part.mkdir()
             _record_writer(part)
-            ds.to_zarr(part / _DATA, mode="w", consolidated=True, zarr_format=ZARR_FORMAT)
+            if write_data is not None:
+                write_data(part)
             size = sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
             (part / _ENTRY).write_text(json.dumps({
-                "node": node, "type": "DataArray" if is_array else "Dataset",
-                "name": value.name if is_array else None, "bytes": size,
+                "node": node, **record, "bytes": size,
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
-            if entry.exists() and self.get(key) is None:  # a half-written entry: replaced
+            if entry.exists() and self._record(key) is None:  # a half-written entry: replaced
                 self._remove(entry)
             try:
                 os.rename(part, entry)
             except OSError:
-                if self.get(key) is None:  # not another run's complete entry of the same key
+                if self._record(key) is None:  # not another run's complete entry of this key
                     raise
                 shutil.rmtree(part, ignore_errors=True)
         except OSError as exc:
@@ -373,6 +480,9 @@ class NodeCache:
             raise OutputError(f"cache folder '{self.path}': storing the output of node '{node}' "
                               f"failed: {exc.strerror or exc}; fix: free disk space, or run with "
                               "--no-cache") from None
+        except BaseException:
+            shutil.rmtree(part, ignore_errors=True)
+            raise
 
     def _remove(self, entry: Path) -> None:
         trash = self.path / f".trash-{entry.name}-{uuid.uuid4().hex[:8]}"
@@ -400,7 +510,7 @@ class NodeCache:
         Parameters
         ----------
         keep : set of str
-            Keys never removed (the current run's, read lazily).
+            Keys never removed (the current run's).
 
         Returns
         -------

@@ -343,10 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="NODE.SETTING=VALUE", help=SET_HELP)
     r.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     r.add_argument("--cache-dir", metavar="DIR",
-                   help="cache of analyzer outputs, reused by re-runs (default: $TESTBENCH_CACHE, "
+                   help="cache of analyzer outputs, reused by re-runs (default: $TESTBENCH_CACHE/nodes, "
                         "else ~/.cache/testbench/nodes; size cap $TESTBENCH_CACHE_MAX, default 2G)")
     r.add_argument("--no-cache", action="store_true",
-                   help="compute every node; read and write no cache")
+                   help="compute every node; read and write no cache (default: off)")
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("validate", help="check a graph and report every problem at once: the same "

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import numpy as np
 import xarray as xr
 
-from testbench import kernels, models, schema
+from testbench import kernels, models, schema, streaming
 from testbench.errors import BackendError, SettingsError, TestbenchError, WeightsError
 from testbench.kernels.celltypes import CELL_TYPES
 from testbench.models.weights import GATES, REVERSE_SUFFIX
@@ -187,8 +187,12 @@ def _in_network(entries, layer, vecs, chan, x: xr.DataArray) -> xr.DataArray:
 
 
 def _isolated(entries, layer, vecs, chan, x: xr.DataArray, *, backend, dtype, traces, chunk_cells,
-              chunk_points, h0, c0) -> xr.DataArray:
-    """Simulate every cell alone, each network with its own cell type (one kernel per type)."""
+              chunk_points, h0, c0, stimulus: xr.DataArray) -> xr.DataArray:
+    """Simulate every cell alone, each network with its own cell type (one kernel per type).
+
+    ``x`` is ``stimulus`` cast to ``dtype``, time last. A response of one cell type without traces
+    on the CPU is registered for metrics-only work (:mod:`testbench.streaming`).
+    """
     n_max = max(e.size for e in entries)
     n_dir = max(e.network.directions for e in entries)
     x = x.chunk({d: (chunk_points if d != TIME else -1) for d in x.dims})
@@ -212,6 +216,9 @@ def _isolated(entries, layer, vecs, chan, x: xr.DataArray, *, backend, dtype, tr
             resp = resp.assign_coords({TRACE: ["h", *kernels.TRACES[cell_type]]})
         parts.append(resp)
     if len(parts) == 1:
+        if not traces and backend == "cpu":
+            streaming.register(parts[0], cell_type, (params["a"], params["r"], params["bi"],
+                                                     params["bh"]), x, stimulus, h0, c0)
         return parts[0]
     return xr.concat(parts, dim=NETWORK).sel({NETWORK: [e.label for e in entries]})  # as given
 
@@ -307,7 +314,7 @@ def _cells(cell_types: tuple[str, ...], stimulus: xr.DataArray, weights, mode, l
     else:
         resp = _isolated(entries, layer, vecs, chan, x, backend=backend, dtype=dtype,
                          traces=traces, chunk_cells=chunk_cells, chunk_points=chunk_points,
-                         h0=h0, c0=c0)
+                         h0=h0, c0=c0, stimulus=stimulus)
     resp = resp.assign_coords(schema.network_coords(entries))
     resp.name = "response"
     resp.attrs = {

@@ -4,7 +4,9 @@ Each node function is called once per sweep point, in topological order. Stimuli
 computed eagerly; DUT and analyzer nodes return dask-backed xarray objects (chunked along cells,
 networks and sweep points; ``time`` in one chunk), so nothing heavy runs until the store is written
 under the chosen scheduler. Failures inside dask tasks are re-raised naming the node (see
-:func:`testbench.nodes.guard`).
+:func:`testbench.nodes.guard`). With a node cache (:mod:`testbench.cache`), analyzers found there
+are not called, DUTs that only feed them are not built, and the missed analyzers are computed and
+stored first; the store is then assembled from the cached outputs.
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ def build(graph: Graph, *, cache: NodeCache | None = None) -> RunResult:
     cache : NodeCache, optional
         Read analyzer outputs from this cache where their key is stored (the analyzer is not
         called); the missed ones are computed now, under the current dask scheduler, and stored
-        (:mod:`testbench.cache`). Default None: no cache, nothing computed.
+        (:mod:`testbench.cache`). A DUT whose output only feeds analyzers read from the cache is
+        not called either: its output in ``outputs`` is its outline
+        (:func:`testbench.cache.outline`).
+        Default None: no cache, nothing computed.
 
     Returns
     -------
@@ -81,25 +86,39 @@ def build(graph: Graph, *, cache: NodeCache | None = None) -> RunResult:
     outputs: dict[str, xr.DataArray | xr.Dataset] = {}
     dims = schema.sweep_dims(graph)
     keys = cache.keys(graph, dims) if cache is not None else {}
+    cached = {}
+    for name, decl in graph.nodes.items():
+        if decl.spec.kind == "analyzer" and keys.get(name):
+            if (hit := cache.lookup(keys[name], name)) is not None:
+                cached[name] = hit
     pending = {}
     for name, decl in graph.nodes.items():
         if decl.spec.kind == "sink":
             continue
-        # stimuli and DUTs are built (lazily) every time: dask simulates a DUT only when an
-        # analyzer missed, or when its response is stored
-        key = keys.get(name) if decl.spec.kind == "analyzer" else None
-        cached = cache.lookup(key, name) if key else None
-        if cached is not None:
-            outputs[name] = cached
+        if name in cached:
+            outputs[name] = cached[name]
+            continue
+        key = keys.get(name)
+        if key and _only_for(graph, name, cached) and (outline := cache.get(key)) is not None:
+            outputs[name] = outline  # a DUT whose analyzers all hit: not even built
             continue
         inputs = {param: outputs[src] for param, src in decl.inputs.items()}
         outputs[name] = _run_node(decl, inputs, dims[name], list(decl.sweep), {})
-        if key:
+        if key and decl.spec.kind == "analyzer":
             pending[name] = (key, outputs[name])
+        elif key and decl.spec.kind == "dut" and isinstance(outputs[name], xr.DataArray):
+            cache.put_outline(key, outputs[name], name)
     if cache is not None:
         with _readable_failures():
             outputs.update(cache.fill(pending, keep={k for k in keys.values() if k}))
     return RunResult(assemble(graph, outputs), outputs)
+
+
+def _only_for(graph: Graph, node: str, cached: dict) -> bool:
+    """True for a DUT whose output only feeds analyzers in ``cached`` (not stored, no sink)."""
+    if graph.nodes[node].spec.kind != "dut" or graph.save_responses:
+        return False
+    return all(n in cached for n, d in graph.nodes.items() if node in d.inputs.values())
 
 
 def assemble(graph: Graph, outputs: dict) -> xr.Dataset:

@@ -31,7 +31,7 @@ def random_network(cell_type="lstm", n=6, m=3, seed=0, dataset="toy", scale=1.0)
 def _node_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own, fresh node cache (never ~/.cache): no test reuses another's
     results, and runs of the CLI or the API write nothing outside the test's folders."""
-    monkeypatch.setenv("TESTBENCH_CACHE", str(tmp_path_factory.mktemp("node-cache") / "nodes"))
+    monkeypatch.setenv("TESTBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture

@@ -60,9 +60,10 @@ def counted(monkeypatch):
     calls = {"built": [], "simulated": 0}
     run_node, simulate = engine._run_node, dut.kernels.simulate
 
-    def counting_run_node(decl, *args):
-        calls["built"].append(decl.name)
-        return run_node(decl, *args)
+    def counting_run_node(decl, inputs, dims, keys, point):
+        if not point:  # the node's call, not one of its sweep points
+            calls["built"].append(decl.name)
+        return run_node(decl, inputs, dims, keys, point)
 
     def counting_simulate(*args, **kwargs):
         calls["simulated"] += 1
@@ -98,7 +99,7 @@ def test_unchanged_rerun_reuses_every_analyzer_simulates_nothing_and_stores_the_
     again, c2 = run_graph(tmp_path, nets, "again")
     assert sorted(c2.hits) == ["sine_metrics", "step_metrics"] and c2.misses == []
     assert counted["simulated"] == 0
-    assert "step_metrics" not in counted["built"] and "sine_metrics" not in counted["built"]
+    assert counted["built"] == ["step", "sine"]  # no DUT, no analyzer: only the stimuli
     plain, _ = run_graph(tmp_path, nets, "plain", cache=False)
     assert_same_results(again, first)
     assert_same_results(first, plain)  # the cache changes nothing in the store
@@ -110,10 +111,24 @@ def test_changed_analyzer_setting_recomputes_only_that_analyzer(tmp_path, nets, 
     counted["built"] = []
     changed, c = run_graph(tmp_path, nets, "changed", overrides=["step_metrics.band_frac=0.05"])
     assert c.misses == ["step_metrics"] and c.hits == ["sine_metrics"]
-    assert "sine_metrics" not in counted["built"]
+    assert counted["built"] == ["step", "sine", "step_cells", "step_metrics"]
     plain, _ = run_graph(tmp_path, nets, "plain", cache=False,
                          overrides=["step_metrics.band_frac=0.05"])
     assert_same_results(changed, plain)
+
+
+def test_stored_responses_are_simulated_on_every_run_and_identical(tmp_path, nets, counted):
+    text = "save_responses: true\n" + GRAPH.format(step_weights=nets[0], sine_weights=nets[1])
+    graph = load_graph("g.yaml", text=text)
+    first = xr.open_zarr(engine.run(graph, output=str(tmp_path / "a.zarr"), progress=False,
+                                    cache=C.NodeCache(tmp_path / "c")))
+    counted["simulated"] = 0
+    c = C.NodeCache(tmp_path / "c")
+    again = xr.open_zarr(engine.run(graph, output=str(tmp_path / "b.zarr"), progress=False,
+                                    cache=c))
+    assert sorted(c.hits) == ["sine_metrics", "step_metrics"] and counted["simulated"] > 0
+    assert "response_step_cells" in again
+    assert_same_results(again, first)
 
 
 def test_changed_stimulus_setting_invalidates_what_is_downstream_of_it_only(tmp_path, nets):
@@ -176,7 +191,7 @@ def test_no_cache_reads_and_writes_nothing(tmp_path, nets, cli):
     r = cli("run", graph, "-o", tmp_path / "a.zarr", "--no-cache", "--cache-dir", tmp_path / "c")
     assert r.status == 0, r.text
     assert not (tmp_path / "c").exists()
-    assert not os.path.exists(os.environ["TESTBENCH_CACHE"])
+    assert not os.path.exists(os.path.join(os.environ["TESTBENCH_CACHE"], "nodes"))
     r = cli("run", graph, "-o", tmp_path / "b.zarr", "--cache-dir", tmp_path / "c")
     assert r.status == 0 and "0 analyzer output(s) reused, 2 computed" in r.out, r.text
     before = tree_hash(tmp_path / "c")
@@ -190,8 +205,8 @@ def test_no_cache_reads_and_writes_nothing(tmp_path, nets, cli):
 def test_api_run_in_memory_uses_the_cache_and_returns_the_same(tmp_path, nets):
     text = GRAPH.format(step_weights=nets[0], sine_weights=nets[1])
     first = testbench.run(text, cache=tmp_path / "c")
-    entries = sorted(p.name for p in (tmp_path / "c").iterdir() if C._KEY.fullmatch(p.name))
-    assert len(entries) == 2
+    assert _nodes(C.NodeCache(tmp_path / "c")) == ["sine_cells", "sine_metrics", "step_cells",
+                                                   "step_metrics"]  # DUTs: their outlines
     again = testbench.run(text, cache=tmp_path / "c")
     plain = testbench.run(text, cache=False)
     assert_same_results(again, first)
@@ -200,6 +215,11 @@ def test_api_run_in_memory_uses_the_cache_and_returns_the_same(tmp_path, nets):
 
 def _entries(c: C.NodeCache) -> list[str]:
     return [key for _, _, key in c.entries()]
+
+
+def _nodes(c: C.NodeCache) -> list[str]:
+    return sorted(json.loads((c.path / key / "entry.json").read_text())["node"]
+                  for key in _entries(c))
 
 
 def test_size_cap_evicts_least_recently_used_entries(tmp_path):
@@ -224,10 +244,11 @@ def test_a_run_evicts_older_entries_beyond_the_cap_and_keeps_its_own(tmp_path, n
     monkeypatch.setenv(C.ENV_MAX, "1")  # one byte: only the current run's entries stay
     _, c1 = run_graph(tmp_path, nets, "first")
     first = set(_entries(c1))
-    assert len(first) == 2
+    assert len(first) == 4  # two analyzers, the outlines of two DUTs
     _, c2 = run_graph(tmp_path, nets, "changed", overrides=["step_metrics.band_frac=0.05"])
     now = set(_entries(c2))
-    assert len(now) == 2 and len(now & first) == 1  # sine_metrics's entry is shared and kept
+    assert len(now) == 4 and len(now & first) == 3  # the old step_metrics entry went
+    assert _nodes(c2) == ["sine_cells", "sine_metrics", "step_cells", "step_metrics"]
 
 
 def test_half_written_entry_is_ignored_and_replaced(tmp_path, nets):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,9 +45,14 @@ def reference(cell_type, params, x, dt, step, sine, h0=0.0, c0=0.0):
         return _step_core(h, x, dt, **step), _sine_core(h, x, dt, **sine)
 
 
+@pytest.mark.parametrize("replay", ["kept", "simulated_again"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell_type", sorted(GATES))
-def test_stream_equals_analyzers(cell_type, dtype):
+def test_stream_equals_analyzers(cell_type, dtype, replay, monkeypatch):
+    from testbench.kernels import _config
+
+    if replay == "simulated_again":  # the second pass simulates again instead of reading back
+        monkeypatch.setattr(_config, "REPLAY_BYTES", 0)
     # 300 cells: two full 128-cell blocks and a partial one; T = 1000 spans several pairwise leaves
     params, x = problem(cell_type, dtype, 300, 1000, onsets=[1, 400, 999])
     dt = np.array([0.1, 0.25, 1.0, 0.5])
@@ -148,3 +154,103 @@ def test_stream_property(cell_type, dtype, n, T, seed, scale, onset_frac, window
     ref_step, ref_sine = reference(cell_type, params, x, dt, step, sine)
     assert_same(got["step_response"], ref_step)
     assert_same(got["sine_response"], ref_sine)
+
+
+ENGINE_GRAPH = """
+output: {out}
+save_responses: {save}
+nodes:
+  step:
+    type: step
+    settings: {{length_steps: 150, dt: 0.5}}
+    sweep: {{onset_steps: [1, 40, 149]}}
+  sine:
+    type: sine
+    settings: {{length_steps: 130}}
+    sweep: {{frequency: [0.05, 0.2], dt: [0.5, 1.0]}}
+  step_cells:
+    type: lstm_cells
+    inputs: [step]
+    settings: {{weights: {weights}, chunk_cells: 4, chunk_points: 2, dtype: {dtype}}}
+  sine_cells:
+    type: lstm_cells
+    inputs: [sine]
+    settings: {{weights: {weights}, chunk_cells: 4, chunk_points: 3, dtype: {dtype}}}
+  step_metrics:
+    type: step_response
+    inputs: {{response: step_cells, stimulus: step}}
+    settings: {{band_reference: final, band_frac: 0.02}}
+  sine_metrics:
+    type: sine_response
+    inputs: {{response: sine_cells, stimulus: sine}}
+    settings: {{steady_frac: 0.3}}
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_engine_streams_metrics_identically(tmp_path, lstm_file, monkeypatch, dtype):
+    # streamed, saved (response and metrics) and stored-response runs give identical metrics
+    from testbench import streaming
+    from testbench.engine import run
+    from testbench.graph import load_graph
+
+    real = kernels.simulate
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append("metrics" if kwargs.get("metrics") else "response")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "simulate", recording)
+
+    def run_graph(name, save):
+        text = ENGINE_GRAPH.format(out=tmp_path / name, save=save, weights=lstm_file, dtype=dtype)
+        calls.clear()
+        out = run(load_graph("g.yaml", text=text), progress=False, scheduler="synchronous")
+        return xr.open_zarr(out).load(), set(calls)
+
+    streamed, streamed_calls = run_graph("streamed.zarr", "false")
+    saved, saved_calls = run_graph("saved.zarr", "true")
+    with streaming.disabled():
+        stored, stored_calls = run_graph("stored.zarr", "false")
+    assert streamed_calls == {"metrics"} and stored_calls == {"response"}
+    assert "response" in saved_calls
+    assert np.isfinite(streamed.settling_time).any() and np.isfinite(streamed.frequency).any()
+    xr.testing.assert_identical(streamed.drop_attrs(deep=False), stored.drop_attrs(deep=False))
+    metrics = list(stored.data_vars)
+    xr.testing.assert_identical(saved[metrics].drop_attrs(deep=False),
+                                stored.drop_attrs(deep=False))
+
+
+def test_simulate_metrics_needs_cpu_without_traces():
+    params, x = problem("lstm", np.float64, 3, 10, onsets=[5])
+    with pytest.raises(ValueError, match=r"metrics are computed on the CPU without traces.*"
+                                         r"traces=True"):
+        kernels.simulate("lstm", *params, x, traces=True, metrics={"step": STEP})
+
+
+def test_stream_analyzer_stimulus_of_another_dtype():
+    # a float32 DUT driven by a float64 stimulus: onsets and stimulus terms from the float64 one
+    params, x64 = problem("gru", np.float32, 130, 300, onsets=[100])
+    x64 = x64.astype(np.float64) + 1e-9  # not representable in float32
+    x32 = x64.astype(np.float32)
+    got = stream_metrics("gru", *params, x32, step=STEP, sine=SINE, stimulus=x64)
+    h = kernels.simulate("gru", *params, x32)
+    with np.errstate(all="ignore"):
+        assert_same(got["step_response"], _step_core(h, x64, 1.0, **STEP))
+        assert_same(got["sine_response"], _sine_core(h, x64, 1.0, **SINE))
+    with pytest.raises(ValueError, match=r"stimulus has shape \(1, 300\); it must be the records"):
+        stream_metrics("gru", *params, x32, step=STEP, stimulus=x64[:1])
+
+
+def test_stream_frequency_independent_of_chunking(monkeypatch):
+    # the steady parts go through the FFT in chunks of 128 cells here, all 300 at once in the
+    # analyzer: the same bins
+    from testbench.kernels import streaming
+
+    monkeypatch.setattr(streaming, "STEADY_BYTES", 1)
+    params, x = problem("rnn_relu", np.float64, 300, 512, onsets=[100], scale=0.7)
+    got = stream_metrics("rnn_relu", *params, x, dt=0.5, sine=SINE)
+    _, ref = reference("rnn_relu", params, x, 0.5, STEP, SINE)
+    assert np.isfinite(ref[:, :, 1]).sum() > 100
+    assert_same(got["sine_response"], ref)

@@ -67,11 +67,16 @@ def _plain(name: str) -> bool:
     return Path(name).name == name and not name.startswith(".")
 
 
+def cache_root() -> Path:
+    """testbench's cache root: ``$TESTBENCH_CACHE``, else ``~/.cache/testbench``. It holds the
+    networks built on demand (``zoo``) and the node-output cache (``nodes``, :mod:`testbench.cache`)."""
+    root = os.environ.get(CACHE_ENV, "").strip()
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "testbench"
+
+
 def cache_folder() -> Path:
-    """Folder of the networks built on demand: ``$TESTBENCH_CACHE/zoo``, else
-    ``~/.cache/testbench/zoo``."""
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "testbench") / "zoo"
+    """Folder of the networks built on demand: ``zoo`` in :func:`cache_root`."""
+    return cache_root() / "zoo"
 
 
 def shipped() -> list[str]:

@@ -1,7 +1,7 @@
-"""Benchmark of incremental re-runs (:mod:`testbench.cache`): a first run against an unchanged re-run
-and against a re-run with one analyzer setting changed.
+"""Benchmark of incremental re-runs (:mod:`testbench.cache`): a first run against an unchanged
+re-run and against a re-run with one analyzer setting changed.
 
-The graph: a step stimulus swept over 16 amplitudes and a sine over 16 frequencies, T = 4000 steps,
+The graph: a step stimulus swept over 32 amplitudes and a sine over 32 frequencies, T = 10000 steps,
 each driving the isolated cells of four 128-cell zoo LSTMs (co2, mnist, protein, sp500), with
 ``step_response`` and ``sine_response`` analyzers; the store is written each time (``engine.run``,
 threads scheduler, kernels compiled beforehand).
@@ -37,29 +37,28 @@ GRAPH = """
 nodes:
   step:
     type: step
-    settings: {length_steps: 4000}
-    sweep: {amplitude: [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5,
-                        3.75, 4.0]}
+    settings: {{length_steps: 10000}}
+    sweep: {{amplitude: {amplitudes}}}
   sine:
     type: sine
-    settings: {length_steps: 4000}
-    sweep: {frequency: [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07,
-                        0.08, 0.09, 0.1, 0.12]}
+    settings: {{length_steps: 10000}}
+    sweep: {{frequency: {frequencies}}}
   step_cells:
     type: lstm_cells
     inputs: [step]
-    settings: {weights: &zoo [zoo:co2-128, zoo:mnist-128, zoo:protein-128, zoo:sp500-128]}
+    settings: {{weights: &zoo [zoo:co2-128, zoo:mnist-128, zoo:protein-128, zoo:sp500-128]}}
   sine_cells:
     type: lstm_cells
     inputs: [sine]
-    settings: {weights: *zoo}
+    settings: {{weights: *zoo}}
   step_metrics:
     type: step_response
-    inputs: {response: step_cells, stimulus: step}
+    inputs: {{response: step_cells, stimulus: step}}
   sine_metrics:
     type: sine_response
-    inputs: {response: sine_cells, stimulus: sine}
-"""
+    inputs: {{response: sine_cells, stimulus: sine}}
+""".format(amplitudes=[0.125 * i for i in range(1, 33)],
+           frequencies=[0.0025 * i for i in range(1, 33)])
 ROUNDS = 3
 
 

@@ -1,4 +1,4 @@
-"""Streaming metrics (``kernels.stream_metrics``) vs simulate + the analyzer core, 1e5 LSTM cells, T = 1000.
+"""Streaming metrics (``kernels.stream_metrics``) vs simulate + analyzer core: 1e5 LSTM cells, T = 1000.
 
 Each case times both implementations in alternating rounds within one run (the machine drifts) and
 records in ``extra_info`` the median time of each, their ratio and the peak traced memory of each
