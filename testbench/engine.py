@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import xarray as xr
 
-from testbench import schema
+from testbench import schema, streaming
 from testbench.errors import NodeError, TestbenchError
 from testbench.graph import SCHEDULERS, Graph, NodeDecl
 from testbench.nodes import building, ship_modules
@@ -103,7 +103,9 @@ def build(graph: Graph, *, cache: NodeCache | None = None) -> RunResult:
             outputs[name] = outline  # a DUT whose analyzers all hit: not even built
             continue
         inputs = {param: outputs[src] for param, src in decl.inputs.items()}
-        outputs[name] = _run_node(decl, inputs, dims[name], list(decl.sweep), {})
+        needed = decl.spec.kind == "dut" and streaming.response_needed(graph, name)
+        with streaming.disabled() if needed else contextlib.nullcontext():
+            outputs[name] = _run_node(decl, inputs, dims[name], list(decl.sweep), {})
         if key and decl.spec.kind == "analyzer":
             pending[name] = (key, outputs[name])
         elif key and decl.spec.kind == "dut" and isinstance(outputs[name], xr.DataArray):

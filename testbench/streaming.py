@@ -31,6 +31,19 @@ _KEEP = 64  # recipes of the most recent DUT outputs (a process may build many g
 _ENABLED = contextvars.ContextVar("testbench_streaming", default=True)
 
 
+#: Analyzer node types that compute their metrics inside a registered DUT's blocks
+#: (``apply_metrics(..., stream=...)``); any other consumer needs the response itself.
+STREAMING_ANALYZERS = frozenset({"step_response", "sine_response"})
+
+
+def response_needed(graph, node: str) -> bool:
+    """True when DUT ``node``'s response is computed anyway: stored (``save_responses``) or read by
+    a node that does not stream (then streaming would only simulate the cells once more)."""
+    return graph.save_responses or any(
+        d.spec.name not in STREAMING_ANALYZERS
+        for d in graph.nodes.values() if node in d.inputs.values())
+
+
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Build the DUT nodes called inside without registering their responses.
