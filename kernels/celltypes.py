@@ -34,6 +34,8 @@ class CellType:
         ``nonlinearity=`` argument of ``torch.nn.RNN``; None for gated cells.
     onnx_op : str
         ONNX operator (``"LSTM"``, ``"GRU"``, ``"RNN"``).
+    keras_class : str
+        Keras layer class (``"LSTM"``, ``"GRU"``, ``"SimpleRNN"``).
     """
 
     name: str
@@ -44,6 +46,7 @@ class CellType:
     torch_mode: str
     nonlinearity: str | None
     onnx_op: str
+    keras_class: str
 
     @property
     def n_gates(self) -> int:
@@ -52,10 +55,10 @@ class CellType:
 
 
 CELL_TYPES: dict[str, CellType] = {ct.name: ct for ct in (
-    CellType("lstm", "ifgo", 0, ("c", "i", "f", "g", "o"), "LSTM", "LSTM", None, "LSTM"),
-    CellType("gru", "rzn", 1, ("r", "z", "n"), "GRU", "GRU", None, "GRU"),
-    CellType("rnn_tanh", "h", 2, (), "RNN", "RNN_TANH", "tanh", "RNN"),
-    CellType("rnn_relu", "h", 3, (), "RNN", "RNN_RELU", "relu", "RNN"),
+    CellType("lstm", "ifgo", 0, ("c", "i", "f", "g", "o"), "LSTM", "LSTM", None, "LSTM", "LSTM"),
+    CellType("gru", "rzn", 1, ("r", "z", "n"), "GRU", "GRU", None, "GRU", "GRU"),
+    CellType("rnn_tanh", "h", 2, (), "RNN", "RNN_TANH", "tanh", "RNN", "SimpleRNN"),
+    CellType("rnn_relu", "h", 3, (), "RNN", "RNN_RELU", "relu", "RNN", "SimpleRNN"),
 )}
 
 #: Gates per cell type (``{"lstm": 4, ...}``).
@@ -69,3 +72,27 @@ CODES = {name: ct.code for name, ct in CELL_TYPES.items()}
 
 #: Cell type of each ``torch.nn.RNNBase.mode``.
 BY_TORCH_MODE = {ct.torch_mode: name for name, ct in CELL_TYPES.items()}
+
+
+def by_class(framework: str, name: str, nonlinearity: str = "tanh") -> str:
+    """Cell type of a framework's recurrent layer class or operator.
+
+    Parameters
+    ----------
+    framework : {'keras', 'onnx', 'torch'}
+        Where ``name`` comes from: a Keras layer class, an ONNX operator or a ``torch.nn`` class.
+    name : str
+        ``"LSTM"``, ``"GRU"``, ``"SimpleRNN"`` (Keras) or ``"RNN"`` (ONNX, torch).
+    nonlinearity : {'tanh', 'relu'}
+        Activation of a vanilla RNN layer (ignored for gated cells).
+
+    Raises
+    ------
+    KeyError
+        When no cell type matches.
+    """
+    field = {"keras": "keras_class", "onnx": "onnx_op", "torch": "torch_class"}[framework]
+    for ct in CELL_TYPES.values():
+        if getattr(ct, field) == name and ct.nonlinearity in (None, nonlinearity):
+            return ct.name
+    raise KeyError(f"{framework} {name} ({nonlinearity})")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from testbench.errors import WeightsError
+from testbench.kernels.celltypes import by_class
 from testbench.models.convert import attach_readout, layer_names, pick, reorder, stack
 from testbench.models.weights import Layer, Network, h5_array, open_h5
 
@@ -338,11 +339,10 @@ def _keras_layer(arrays: dict[str, np.ndarray], config: dict | None, where: str)
             f"{where}: layer class {cls!r} with recurrent_kernel {fwd['recurrent_kernel'].shape} is "
             f"not supported; supported: {', '.join(KERAS_RNN)} (optionally in Bidirectional)"
         )
-    cell = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn_tanh"}[cls]
     activation = cfg.get("activation", "tanh")
-    if cls == "SimpleRNN" and activation in ("tanh", "relu"):
-        cell = f"rnn_{activation}"
-    elif activation != "tanh":
+    if activation == "tanh" or (cls == "SimpleRNN" and activation == "relu"):
+        cell = by_class("keras", cls, activation)
+    else:
         raise WeightsError(
             f"{where}: {cls} activation={activation!r} is not supported; the simulator implements "
             "tanh (and relu for SimpleRNN); fix: audit a model trained with the default activation"

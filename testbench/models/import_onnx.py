@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from testbench.errors import WeightsError
+from testbench.kernels.celltypes import by_class
 from testbench.models.convert import layer_names, pick, reorder, stack
 from testbench.models.weights import Layer, Network
 
@@ -144,10 +145,9 @@ def _onnx_node(op, consts: dict, onnx, where: str) -> Network:
     dirs = 2 if direction == "bidirectional" else 1
     acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
     default = ONNX_DEFAULT_ACTIVATIONS[op.op_type]
-    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn_tanh"}[op.op_type]
-    if op.op_type == "RNN" and acts in (["Relu"] * dirs, ["Relu"]):
-        cell = "rnn_relu"
-    elif acts and acts not in (default * dirs, default):
+    relu = op.op_type == "RNN" and acts in (["Relu"] * dirs, ["Relu"])
+    cell = by_class("onnx", op.op_type, "relu" if relu else "tanh")
+    if not relu and acts and acts not in (default * dirs, default):
         raise WeightsError(
             f"{where}: activations {acts} are not supported; expected {default} per direction "
             "(or Relu for RNN)"
