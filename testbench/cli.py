@@ -45,8 +45,8 @@ def _cmd_run(args) -> int:
         if cache is not None:
             print(f"cache {cache.path}: {len(cache.hits)} analyzer output(s) reused, "
                   f"{len(cache.misses)} computed")
-        print(f"query it: python -c \"import xarray as xr; ds = xr.open_zarr('{target}'); "
-              f"print(ds.metrics)\"   or   testbench show {target}")
+        print(f"query it: python -c \"import testbench; ds = testbench.open('{target}'); "
+              f"print(ds)\"   or   testbench show {target}")
     return 0
 
 
@@ -115,7 +115,7 @@ def _narrative(doc: str) -> str:
 
 def _cmd_show(args) -> int:
     from testbench import schema
-    from testbench.report import format_ablation, select_point, summary
+    from testbench.report import format_ablation, metrics_in_words, select_point, summary
     from testbench.store import load, open_store
 
     ds = open_store(args.store)
@@ -145,7 +145,9 @@ def _cmd_show(args) -> int:
     print()
     print(_render(table, args.format, store=args.store, units=units))
     print()
-    print("units: " + ", ".join(f"{m} [{u}]" for m, u in units.items()))
+    words = metrics_in_words(ds)  # units as a reader says them: steps, cycles per step
+    print("units: " + ", ".join(f"{m} [{u}]" if u else f"{m} (dimensionless)" for m, u in
+                                zip(map(str, words[schema.METRIC].values), words[schema.UNITS].values)))
     return 0
 
 
