@@ -63,11 +63,8 @@ def load(graph: str | Path | Mapping | Graph, *, overrides: Sequence[str] = ()) 
     Returns
     -------
     Graph
-
-    Raises
-    ------
-    GraphError
-        Every problem of the graph, each with its location.
+        Validated, as :func:`testbench.graph.load_graph` returns it (which raises ``GraphError``
+        listing every problem of the graph, each with its location: ``<dict>:line:col`` for a dict).
     """
     if isinstance(graph, Graph):
         if overrides:
