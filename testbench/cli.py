@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Without an ACTION: list the shipped trained networks with "
                                    "their test scores, and how many untrained controls are built.")
     z.set_defaults(func=_cmd_zoo, zoo_command=None)
-    zsub = z.add_subparsers(dest="zoo_command", metavar="ACTION")
+    zsub = z.add_subparsers(dest="zoo_command", metavar="[ACTION]")
     zb = zsub.add_parser("build", help="build the untrained controls (zoo:NAME-init) into "
                                        "$TESTBENCH_CACHE/zoo (default ~/.cache/testbench/zoo), "
                                        "checked against the manifest's digests")
