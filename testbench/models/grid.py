@@ -12,6 +12,7 @@ variant (``monthly``, ``row``...) the network was trained on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +182,8 @@ def network_grid(sources: Sources, *, layer=None, trust_pickle: bool = False) ->
     entries: list[NetworkEntry] = []
     for label, src in _pairs(sources):
         path = resolve(src)
-        net = read(path, layer=layer, trust_pickle=trust_pickle)
+        digest = checksum(path)
+        net = _read(path, digest, tuple(layer) if isinstance(layer, list) else layer, trust_pickle)
         if label is None:
             label = zoo.name_of(src) or str(net.metadata.get("name") or "") or path.stem
         twin = next((e for e in entries if e.label == label), None)
@@ -195,6 +197,15 @@ def network_grid(sources: Sources, *, layer=None, trust_pickle: bool = False) ->
         entries.append(NetworkEntry(
             label=label, source=src, path=path, network=net,
             dataset=str(net.metadata.get("dataset") or path.stem),
-            seed=_seed(net, src, path), variant=_variant(net, path), checksum=checksum(path),
+            seed=_seed(net, src, path), variant=_variant(net, path), checksum=digest,
         ))
     return entries
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: Path, digest: str, layer, trust_pickle: bool) -> Network:
+    # one read per file content in a process: the preflight hook and the node of each DUT (and
+    # of the ablation) ask for the same networks; keyed by the content's sha256, so a file
+    # rewritten in place is read anew, and by trust_pickle, so a trusted read never serves an
+    # untrusted one. Callers do not modify the networks they get.
+    return read(path, layer=layer, trust_pickle=trust_pickle)
